@@ -1,0 +1,3 @@
+export { VERSION } from './version.js';
+export { ModtuneError } from './errors.js';
+export * from './onnx/index.js';
