@@ -41,7 +41,7 @@ describe('onnx io', () => {
       expect(tensorFloat32(t).buffer === bytes.buffer, t.name).toBe(true);
       views++;
     }
-    expect(views).toBeGreaterThan(20);
+    expect(views).toBeGreaterThan(10);
     // The aligned views still hold the right numbers: ORT agrees on the decoded-and-re-encoded model.
   });
 
