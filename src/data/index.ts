@@ -1,0 +1,12 @@
+export { GLUE_TASKS, getGlueTask, getGlueSplit, glueNumLabels, type GlueTask, type GlueTaskName, type GlueSplitLayout, type GlueMetric } from './glue-tasks.js';
+export { readGlueSplit, parseGlueSplit, glueSplitPath, type GlueExample, type GlueSplitData } from './glue-reader.js';
+export { resolveGlueDir, glueDirCandidates, modtuneCacheDir, packageRoot } from './paths.js';
+export { loadTokenizer, BertTokenizer, longestFirst, type EncodedText, type TextPair } from './tokenizer.js';
+export { bertTokenizerJson, parseVocab, looksUncased, type TokenizerJson } from './tokenizer-json.js';
+export { encodeExamples, exampleLength, type EncodedDataset } from './encoded.js';
+export { makeBatches, BatchLoader, planEpoch, collate, type Batch, type BatchOptions, type DataOrderState } from './batching.js';
+export { loadEncodedSplit, type LoadedSplit, type LoadSplitOptions } from './tokenized-cache.js';
+export { pullGlueTask, buildMrpc, GLUE_DATA_URL, MRPC_SOURCE_URL, type PullOptions, type PullResult } from './glue-download.js';
+export { downloadFile, type DownloadProgress } from './download.js';
+export { ZipReader, extractZip, safeEntryPath, crc32, type ZipEntry } from './zip.js';
+export { formatSubmission } from './submission.js';
