@@ -34,6 +34,8 @@ export interface ValueInfo {
   elemType: DataType;
   /** undefined: rank unknown. */
   shape?: Dim[];
+  /** A sequence of tensors of `elemType` (e.g. an optimizer graph's parameter list); `shape` is that of the elements. */
+  sequence?: boolean;
   docString?: string;
 }
 
@@ -54,6 +56,8 @@ export interface Model {
   graph: Graph;
   /** Model-local functions, carried through as decoded protobuf objects. */
   functions?: unknown[];
+  /** External-data files (locations relative to the model's folder) the loaded model read. */
+  externalDataFiles?: string[];
 }
 
 export function opsetVersion(model: Model, domain = ''): number | undefined {

@@ -10,6 +10,19 @@ const { onnx } = onnxPkg as unknown as { onnx: typeof import('onnx-proto').onnx 
 type P = typeof import('onnx-proto').onnx;
 type ITensorProto = import('onnx-proto').onnx.ITensorProto;
 
+/**
+ * Exact 64-bit value of a protobufjs Long (or number): going through a JS number would round
+ * INT64_MAX up to 2^63, which wraps to INT64_MIN in a BigInt64Array.
+ */
+function bigint64(v: unknown): bigint {
+  if (typeof v === 'bigint') return v;
+  const l = v as { low?: number; high?: number };
+  if (v !== null && typeof v === 'object' && typeof l.low === 'number' && typeof l.high === 'number') {
+    return BigInt.asIntN(64, (BigInt(l.high) << 32n) | BigInt(l.low >>> 0));
+  }
+  return BigInt(Math.trunc(num(v)));
+}
+
 /** protobufjs gives int64 as Long objects (or numbers); both become JS numbers here. */
 function num(v: unknown): number {
   if (v === null || v === undefined) return 0;
@@ -66,6 +79,7 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
       metadata: Object.fromEntries((proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
       graph,
       functions: proto.functions?.length ? proto.functions : undefined,
+      externalDataFiles: ext.locations.length ? ext.locations : undefined,
     };
   } finally {
     ext.close();
@@ -75,6 +89,7 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
 /** Reads external tensor data, refusing anything outside the model's folder. */
 class ExternalDataReader {
   private files = new Map<string, { fd: number; size: number }>();
+  readonly locations: string[] = [];
   constructor(private baseDir: string | undefined, private label: string) {}
 
   read(tensorName: string, entries: Record<string, string>, byteLength: number): Uint8Array {
@@ -102,6 +117,7 @@ class ExternalDataReader {
       const fd = fs.openSync(real, 'r');
       f = { fd, size: fs.fstatSync(fd).size };
       this.files.set(resolved, f);
+      this.locations.push(location);
     }
     const offset = entries.offset !== undefined ? Number(entries.offset) : 0;
     const length = entries.length !== undefined ? Number(entries.length) : byteLength;
@@ -164,7 +180,7 @@ function tensorFromProto(t: ITensorProto, ext: ExternalDataReader | undefined, l
   const fill = (values: ArrayLike<unknown>, Ctor: new (n: number) => { [i: number]: number | bigint; buffer: ArrayBufferLike; byteLength: number }, big = false) => {
     if (values.length !== n) throw new ModtuneError(`${label}: tensor '${name}' has ${values.length} values, shape [${dims.join(', ')}] needs ${n}`);
     const arr = new Ctor(n);
-    for (let i = 0; i < n; i++) arr[i] = big ? BigInt(num(values[i])) : num(values[i]);
+    for (let i = 0; i < n; i++) arr[i] = big ? bigint64(values[i]) : num(values[i]);
     base.raw = new Uint8Array(arr.buffer, 0, arr.byteLength);
   };
   switch (dataType) {
@@ -198,7 +214,8 @@ function alignInPlace(raw: Uint8Array, size: number): Uint8Array {
     whole.copyWithin(0, mis);
     return new Uint8Array(raw.buffer, raw.byteOffset - mis, raw.byteLength);
   }
-  return raw.slice();
+  // A copy: `raw` is usually a Node Buffer, whose slice() is a view with the same misalignment.
+  return new Uint8Array(raw);
 }
 
 function varintLength(n: number): number {
@@ -230,8 +247,10 @@ function attrFromProto(a: import('onnx-proto').onnx.IAttributeProto, label: stri
 }
 
 function valueInfoFromProto(v: import('onnx-proto').onnx.IValueInfoProto): ValueInfo {
-  const tt = v.type?.tensorType;
+  const seq = v.type?.sequenceType?.elemType?.tensorType;
+  const tt = v.type?.tensorType ?? seq;
   const info: ValueInfo = { name: v.name ?? '', elemType: (tt?.elemType ?? 0) as DataType };
+  if (seq && !v.type?.tensorType) info.sequence = true;
   if (tt?.shape) {
     info.shape = (tt.shape.dim ?? []).map((d): Dim => {
       if (d.dimValue !== undefined && d.dimValue !== null && (d as { value?: string }).value !== 'dimParam') {
@@ -299,7 +318,7 @@ export function saveModel(model: Model, file: string, opts: SaveOptions = {}): s
   const written: string[] = [];
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   if (!useExternal) {
-    writeAtomic(file, encodeModel(model));
+    writeModelStreaming(file, model);
     return [file];
   }
   const location = opts.location ?? `${path.basename(file)}_data`;
@@ -391,13 +410,18 @@ function valueInfoToProto(v: ValueInfo): import('onnx-proto').onnx.IValueInfoPro
       dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})),
     };
   }
-  const out: import('onnx-proto').onnx.IValueInfoProto = { name: v.name, type: { tensorType } };
+  const type = v.sequence ? { sequenceType: { elemType: { tensorType } } } : { tensorType };
+  const out: import('onnx-proto').onnx.IValueInfoProto = { name: v.name, type };
   if (v.docString) out.docString = v.docString;
   return out;
 }
 
 /** Serialize to bytes (one protobuf; tensors inline unless `place` moves them out). */
 export function encodeModel(model: Model, place?: Placement): Uint8Array {
+  return onnx.ModelProto.encode(modelToProto(model, place) as import('onnx-proto').onnx.ModelProto).finish();
+}
+
+function modelToProto(model: Model, place?: Placement): import('onnx-proto').onnx.IModelProto {
   const g = model.graph;
   const graph: import('onnx-proto').onnx.IGraphProto = {
     name: g.name,
@@ -430,7 +454,69 @@ export function encodeModel(model: Model, place?: Placement): Uint8Array {
   };
   const total = [...g.initializers.values()].reduce((s, t) => s + (place?.(t) ? 0 : t.raw.byteLength), 0);
   if (total > PROTOBUF_LIMIT) throw new ModtuneError(`model '${g.name}' is over ONNX's 2 GiB protobuf limit; save it with external data`);
-  return onnx.ModelProto.encode(proto as import('onnx-proto').onnx.ModelProto).finish();
+  return proto;
+}
+
+/** Tensors at least this big are written from their own buffers by `writeModelStreaming`. */
+const STREAM_MIN_BYTES = 4096;
+
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 128) { out.push((n % 128) | 128); n = Math.floor(n / 128); }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+/**
+ * Write the same protobuf as `encodeModel` to `file` (atomically) without assembling it in one
+ * buffer: protobufjs encodes everything but the big tensors' raw_data, whose bytes go from the
+ * tensors' own buffers straight to the file. Encoding a bert-base in one buffer costs a copy of the
+ * whole model in memory and about as long as writing it. Only field order differs from
+ * `encodeModel` (the graph last in ModelProto, initializers last in GraphProto, raw_data last in
+ * TensorProto), which protobuf parsers accept by definition.
+ */
+function writeModelStreaming(file: string, model: Model): void {
+  const proto = modelToProto(model);
+  const graph = proto.graph!;
+  const tensorProtos = graph.initializer ?? [];
+  graph.initializer = [];
+  proto.graph = undefined;
+  const modelHead = onnx.ModelProto.encode(proto as import('onnx-proto').onnx.ModelProto).finish();
+  const graphHead = onnx.GraphProto.encode(graph as import('onnx-proto').onnx.GraphProto).finish();
+  const WIRE_LEN = 2; // length-delimited wire type
+  const pieces: Uint8Array[] = [];
+  let graphLength = graphHead.byteLength;
+  for (const tp of tensorProtos) {
+    const raw = tp.rawData as Uint8Array | undefined;
+    const chunk: Uint8Array[] = [];
+    if (raw && raw.byteLength >= STREAM_MIN_BYTES) {
+      delete tp.rawData;
+      const head = onnx.TensorProto.encode(tp as import('onnx-proto').onnx.TensorProto).finish();
+      chunk.push(head, Uint8Array.of((9 << 3) | WIRE_LEN), varint(raw.byteLength), raw); // TensorProto.raw_data = 9
+    } else {
+      chunk.push(onnx.TensorProto.encode(tp as import('onnx-proto').onnx.TensorProto).finish());
+    }
+    const length = chunk.reduce((s, c) => s + c.byteLength, 0);
+    const prefix = [Uint8Array.of((5 << 3) | WIRE_LEN), varint(length)]; // GraphProto.initializer = 5
+    pieces.push(...prefix, ...chunk);
+    graphLength += prefix[0]!.byteLength + prefix[1]!.byteLength + length;
+  }
+  const all = [modelHead, Uint8Array.of((7 << 3) | WIRE_LEN), varint(graphLength), graphHead, ...pieces]; // ModelProto.graph = 7
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const piece of all) {
+      let done = 0;
+      while (done < piece.byteLength) done += fs.writeSync(fd, piece, done, piece.byteLength - done);
+    }
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
 }
 
 /** An empty model shell with the given opsets. */
@@ -449,3 +535,54 @@ export function newModel(graph: Graph, opset = 17, extra: { domain: string; vers
 }
 
 export type { P as OnnxProtoNamespace };
+
+/**
+ * Save several models that share weights (e.g. the train-step, gradient, eval and inference models
+ * of one base) so that every tensor of at least `sizeThreshold` bytes is stored once, in one
+ * external-data file beside them. Tensors are matched by their data buffer, so a tensor shared
+ * between clones of one graph is written once however many models use it.
+ */
+export function saveModelsSharedWeights(entries: { model: Model; file: string }[], weightsFile: string, sizeThreshold = 1024): string[] {
+  const dir = path.dirname(path.resolve(weightsFile));
+  for (const e of entries) {
+    if (path.dirname(path.resolve(e.file)) !== dir) throw new ModtuneError(`${e.file}: models sharing weights must be in the folder of ${weightsFile}`);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const location = path.basename(weightsFile);
+  const placed = new Map<ArrayBufferLike, Map<number, { offset: number; length: number }>>();
+  const find = (t: Tensor) => placed.get(t.raw.buffer)?.get(t.raw.byteOffset);
+  const tmp = `${weightsFile}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    let offset = 0;
+    for (const { model } of entries) {
+      for (const t of model.graph.initializers.values()) {
+        if (t.raw.byteLength < sizeThreshold || t.dataType === DataType.STRING) continue;
+        const known = find(t);
+        if (known && known.length === t.raw.byteLength) continue;
+        const pad = (4096 - (offset % 4096)) % 4096;
+        if (pad) { fs.writeSync(fd, new Uint8Array(pad)); offset += pad; }
+        let done = 0;
+        while (done < t.raw.byteLength) done += fs.writeSync(fd, t.raw, done, t.raw.byteLength - done);
+        let byOffset = placed.get(t.raw.buffer);
+        if (!byOffset) placed.set(t.raw.buffer, (byOffset = new Map()));
+        byOffset.set(t.raw.byteOffset, { offset, length: t.raw.byteLength });
+        offset += t.raw.byteLength;
+      }
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, weightsFile);
+  const written = [weightsFile];
+  for (const { model, file } of entries) {
+    writeAtomic(file, encodeModel(model, (t) => {
+      if (t.raw.byteLength < sizeThreshold) return undefined;
+      const p = find(t);
+      return p && p.length === t.raw.byteLength ? { location, ...p } : undefined;
+    }));
+    written.push(file);
+  }
+  return written;
+}

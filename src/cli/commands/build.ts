@@ -1,0 +1,108 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { ModtuneError } from '../../errors.js';
+import { saveModel } from '../../onnx/io.js';
+import { BertConfig, buildBert, countParameters, headLabelsInWeights, loadWeights, parseHfConfig, presetConfig, PRESETS, WeightMap } from '../../bert/index.js';
+
+interface BuildFlags {
+  preset?: string;
+  config?: string;
+  weights?: string;
+  init: string;
+  seed: string;
+  numLabels?: string;
+  regression?: boolean;
+  pooler: boolean;
+  perturbLayernorm?: boolean;
+  externalData?: boolean;
+  out: string;
+}
+
+/** `modtune build`: write a BERT-family ONNX model from a preset or a Hugging Face config (+ weights). */
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('build a BERT-family ONNX model from a preset or a Hugging Face config.json, with safetensors weights or seeded random init')
+    .option('--preset <name>', `architecture preset: ${Object.keys(PRESETS).join(', ')}`)
+    .option('--config <file>', 'Hugging Face config.json (or the folder holding it)')
+    .option('--weights <path>', 'model.safetensors, model.safetensors.index.json, or a folder with one (default: random init)')
+    .option('--init <kind>', "random init: 'bert' (normal 0.02) or 'zeros' (shape-only)", 'bert')
+    .option('--seed <n>', 'seed of the random init (and of a new head)', '0')
+    .option('--num-labels <n>', 'add a sequence-classification head with n outputs (default: the checkpoint\'s head, if any)')
+    .option('--regression', 'add a regression head (1 output)')
+    .option('--no-pooler', 'leave out the pooler (BERT with no head)')
+    .option('--perturb-layernorm', 'add small seeded noise to initialised LayerNorm weights and biases')
+    .option('--external-data', 'always write weights to a side file (default: only when over 2 GB)')
+    .requiredOption('--out <file>', 'output .onnx file')
+    .action((flags: BuildFlags, cmd: Command) => {
+      runBuild(flags, cmd.getOptionValueSource('pooler') === 'cli');
+    });
+}
+
+function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
+  if (!!flags.preset === !!flags.config) throw new ModtuneError('build: give exactly one of --preset <name> or --config <config.json>');
+  const config: BertConfig = flags.preset ? presetConfig(flags.preset) : readConfig(flags.config!);
+  const seed = integerFlag('--seed', flags.seed);
+  if (flags.init !== 'bert' && flags.init !== 'zeros') throw new ModtuneError(`build: --init should be 'bert' or 'zeros', got '${flags.init}'`);
+
+  let weights: WeightMap | undefined;
+  if (flags.weights) weights = loadWeights(flags.weights);
+  let numLabels = flags.numLabels !== undefined ? integerFlag('--num-labels', flags.numLabels) : undefined;
+  if (numLabels === 0) throw new ModtuneError('build: --num-labels should be at least 1');
+  const checkpointLabels = weights ? headLabelsInWeights(weights, config) : undefined;
+  if (numLabels === undefined && !flags.regression && checkpointLabels !== undefined) numLabels = checkpointLabels;
+
+  const model = buildBert({
+    config,
+    weights,
+    weightsLabel: flags.weights,
+    init: flags.init,
+    seed,
+    perturbLayerNorm: flags.perturbLayernorm,
+    pooler: poolerGiven ? flags.pooler : undefined,
+    numLabels: flags.regression ? undefined : numLabels,
+    regression: flags.regression,
+  });
+  const files = saveModel(model, flags.out, { externalData: flags.externalData ? true : 'auto' });
+
+  const sizes = files.map((f) => `${f} (${formatBytes(fs.statSync(f).size)})`);
+  process.stdout.write(`wrote ${sizes.join(' + ')}\n`);
+  const outputs = model.graph.outputs.map((o) => `${o.name} [${(o.shape ?? []).join(', ')}]`).join(', ');
+  process.stdout.write(`${config.modelType}: ${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, ${countParameters(model).toLocaleString('en-US')} parameters; outputs ${outputs}\n`);
+  const headLabels = model.graph.outputs.some((o) => o.name === 'logits');
+  if (weights && headLabels && checkpointLabels === undefined) {
+    process.stdout.write(`the checkpoint has no classification head: initialised a new one (seed ${seed})\n`);
+  }
+}
+
+function readConfig(location: string): BertConfig {
+  let file = location;
+  if (fs.existsSync(location) && fs.statSync(location).isDirectory()) file = path.join(location, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ModtuneError(`${file}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ModtuneError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  return parseHfConfig(json, file);
+}
+
+function integerFlag(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new ModtuneError(`build: ${flag} should be a non-negative integer, got '${value}'`);
+  return n;
+}
+
+function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
