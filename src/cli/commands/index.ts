@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { register as artifacts } from './artifacts.js';
+import { register as build } from './build.js';
+import { register as data } from './data.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [build, artifacts, data];

@@ -1,0 +1,246 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModtuneError } from '../errors.js';
+import { writeSafetensors } from '../bert/safetensors.js';
+import { getGlueTask } from '../data/glue-tasks.js';
+import { attachHead, dropoutRates, HeadSpec } from '../heads/index.js';
+import { discoverParameters, selectParameters, unshareParameters } from '../modules/index.js';
+import type { ParameterInfo, Selection } from '../modules/types.js';
+import type { Model } from '../onnx/graph.js';
+import { modelSha256 } from '../onnx/hash.js';
+import { loadModel, saveModelsSharedWeights, writeAtomic } from '../onnx/io.js';
+import { VERSION } from '../version.js';
+import { upgradeOpset } from '../autodiff/opset.js';
+import { ExposedParameter, exposeTrainableParameters, transpose2d } from './expose.js';
+import { LrSchedule, Manifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
+import { buildNativeModels, describeModel, NativeParam } from './native/build.js';
+import { DEFAULT_ADAMW, OptimizerConfig } from './native/optimizer.js';
+import { writeOrtArtifacts } from './ort/write.js';
+
+export type ArtifactFormat = 'native' | 'ort' | 'both';
+
+export interface ArtifactOptions {
+  /** Base model file (.onnx). */
+  model: string;
+  /** Selection spec, e.g. `layernorm`, `attention@0-5`, `layernorm:top=5%`. */
+  train: string;
+  out: string;
+  /** GLUE task (decides the head and label list), or numLabels / regression. */
+  task?: string;
+  numLabels?: number;
+  regression?: boolean;
+  labels?: string[];
+  format?: ArtifactFormat;
+  optimizer?: 'adamw' | 'sgd';
+  lr?: number;
+  lrSchedule?: 'linear' | 'constant';
+  warmupRatio?: number;
+  warmupSteps?: number;
+  totalSteps?: number;
+  weightDecay?: number;
+  dropout?: number;
+  newHead?: boolean;
+  freezeHead?: boolean;
+  tokenizer?: string;
+  maxLength?: number;
+  lowercase?: boolean;
+  seed?: number;
+  force?: boolean;
+}
+
+export interface ArtifactResult {
+  dir: string;
+  manifest: Manifest;
+  files: string[];
+}
+
+/** Hugging Face's rule: no weight decay for biases and LayerNorm weights. */
+export function decays(p: ParameterInfo): boolean {
+  return p.role === 'weight' && !p.module.endsWith('layernorm');
+}
+
+/** The task head and label list implied by the options. */
+export function resolveHead(opts: Pick<ArtifactOptions, 'task' | 'numLabels' | 'regression' | 'labels'>): { head: HeadSpec; labels: string[] | null; task: string | null } {
+  if (opts.task) {
+    const t = getGlueTask(opts.task);
+    if (t.regression) return { head: { kind: 'regression' }, labels: null, task: t.name };
+    if (opts.numLabels !== undefined && opts.numLabels !== t.labels!.length) {
+      throw new ModtuneError(`--num-labels ${opts.numLabels} does not fit task ${t.name}, which has ${t.labels!.length} labels (${t.labels!.join(', ')})`);
+    }
+    return { head: { kind: 'classification', numLabels: t.labels!.length }, labels: [...t.labels!], task: t.name };
+  }
+  if (opts.regression) return { head: { kind: 'regression' }, labels: null, task: null };
+  if (opts.numLabels !== undefined) {
+    if (!Number.isInteger(opts.numLabels) || opts.numLabels < 2) throw new ModtuneError(`--num-labels must be an integer ≥ 2 (got ${opts.numLabels}); use --regression for one output`);
+    const labels = opts.labels ?? Array.from({ length: opts.numLabels }, (_, i) => String(i));
+    if (labels.length !== opts.numLabels) throw new ModtuneError(`${labels.length} label names for ${opts.numLabels} labels`);
+    return { head: { kind: 'classification', numLabels: opts.numLabels }, labels, task: null };
+  }
+  throw new ModtuneError('say what to train for: --task NAME (a GLUE task), --num-labels N or --regression');
+}
+
+function findTokenizer(opts: ArtifactOptions): string | null {
+  if (opts.tokenizer) {
+    if (!fs.existsSync(opts.tokenizer)) throw new ModtuneError(`--tokenizer ${opts.tokenizer}: file not found (expected tokenizer.json or vocab.txt)`);
+    return opts.tokenizer;
+  }
+  for (const f of ['tokenizer.json', 'vocab.txt']) {
+    const p = path.join(path.dirname(path.resolve(opts.model)), f);
+    if (fs.existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** The selected parameters' masks in Hugging Face layout (masks come in stored layout). */
+function hfMask(p: ParameterInfo, mask: Uint8Array | undefined): Uint8Array | undefined {
+  if (!mask || !p.transposed) return mask;
+  const t = transpose2d(Float32Array.from(mask), p.shape[0]!, p.shape[1]!);
+  return Uint8Array.from(t);
+}
+
+/**
+ * Turn a base model + selection into training artifacts: the native train-step/gradient/eval/infer
+ * models (standard ops, for any ONNX Runtime) and/or ONNX Runtime's on-device-training artifacts,
+ * plus `manifest.json`. Written into a temporary folder and renamed into place at the end, so a
+ * failure never leaves a half-written artifacts folder.
+ */
+export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
+  const format = opts.format ?? 'native';
+  const out = path.resolve(opts.out);
+  if (fs.existsSync(out)) {
+    if (!opts.force) throw new ModtuneError(`output folder ${opts.out} exists; choose another --out or pass --force to replace it`);
+  }
+  const { head, labels, task } = resolveHead(opts);
+  const seed = opts.seed ?? 42;
+  const base = loadModel(opts.model);
+  const sha256 = modelSha256(opts.model, base.externalDataFiles ?? []);
+  const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, label: opts.model });
+  const structure = discoverParameters(headed.train);
+  const selection: Selection = selectParameters(structure, opts.train, { seed, freezeHead: opts.freezeHead, values: structure.values });
+  const rates = dropoutRates(base, opts.dropout);
+
+  const prepare = (m: Model): ExposedParameter[] => {
+    const params = selection.parameters.map((p) => ({ ...p }));
+    unshareParameters(m, params);
+    const exposed = exposeTrainableParameters(m, params);
+    upgradeOpset(m, 17);
+    return exposed;
+  };
+  const train = headed.train;
+  const evalModel = headed.eval;
+  const exposed = prepare(train);
+  prepare(evalModel);
+  const params: NativeParam[] = exposed.map((e) => ({ ...e, decay: decays(e.info), mask: hfMask(e.info, selection.masks.get(e.info.name)) }));
+
+  const optimizer: OptimizerConfig = {
+    ...DEFAULT_ADAMW,
+    name: opts.optimizer ?? 'adamw',
+    weightDecay: opts.weightDecay ?? DEFAULT_ADAMW.weightDecay,
+  };
+  const lr = opts.lr ?? 2e-5;
+  const totalSteps = opts.totalSteps ?? 0;
+  const schedule: LrSchedule = {
+    kind: opts.lrSchedule ?? 'linear',
+    warmupSteps: opts.warmupSteps ?? Math.round((opts.warmupRatio ?? 0) * totalSteps),
+    totalSteps,
+  };
+
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  const files: string[] = [];
+  const rel = (f: string) => path.relative(tmp, f);
+
+  // Initial values and masks, Hugging Face names and layouts.
+  writeSafetensors(path.join(tmp, 'params.safetensors'), new Map(params.map((p) => [p.name, { shape: p.shape, data: p.initial }])), { format: 'pt' });
+  files.push(path.join(tmp, 'params.safetensors'));
+  const masked = params.filter((p) => p.mask);
+  if (masked.length) {
+    writeSafetensors(path.join(tmp, 'masks.safetensors'), new Map(masked.map((p) => [p.name, { shape: p.shape, data: Float32Array.from(p.mask!) }])), { format: 'pt' });
+    files.push(path.join(tmp, 'masks.safetensors'));
+  }
+
+  let tokenizerFile: string | null = null;
+  const tok = findTokenizer(opts);
+  if (tok) {
+    tokenizerFile = path.basename(tok).endsWith('.json') ? 'tokenizer.json' : 'vocab.txt';
+    fs.copyFileSync(tok, path.join(tmp, tokenizerFile));
+    files.push(path.join(tmp, tokenizerFile));
+  }
+
+  const paramNames = new Set(params.map((p) => p.name));
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    modtuneVersion: VERSION,
+    createdAt: new Date().toISOString(),
+    base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount },
+    task: { name: task, head, labels, headReused: headed.head.reused },
+    selection: { spec: opts.train, trainableCount: selection.trainableCount, totalCount: selection.totalCount, freezeHead: !!opts.freezeHead, seed },
+    parameters: params.map((p) => ({
+      name: p.name,
+      module: p.info.module,
+      layer: p.info.layer,
+      role: p.info.role,
+      shape: p.shape,
+      size: p.initial.length,
+      trainableEntries: p.mask ? p.mask.reduce((s, v) => s + v, 0) : p.initial.length,
+      mask: p.mask ? p.name : null,
+      weightDecay: optimizer.weightDecay !== 0 && p.decay,
+      baseInitializer: p.info.name,
+      baseTransposed: p.info.transposed,
+    })),
+    initialValues: 'params.safetensors',
+    masks: masked.length ? 'masks.safetensors' : null,
+    optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule },
+    dropout: { override: opts.dropout ?? null, rates },
+    tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength: opts.maxLength ?? 128 },
+  };
+
+  if (format === 'native' || format === 'both') {
+    const models = buildNativeModels(train, evalModel, headed.infer, params, optimizer);
+    const dir = path.join(tmp, 'native');
+    fs.mkdirSync(dir);
+    const entries = [
+      { model: models.trainStep, file: path.join(dir, 'train_step.onnx') },
+      { model: models.gradient, file: path.join(dir, 'gradient.onnx') },
+      { model: models.eval, file: path.join(dir, 'eval.onnx') },
+      { model: models.infer, file: path.join(dir, 'infer.onnx') },
+    ];
+    files.push(...saveModelsSharedWeights(entries, path.join(dir, 'weights.bin')));
+    manifest.native = {
+      trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
+      gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames),
+      eval: describeModel(models.eval, rel(entries[2]!.file), paramNames),
+      infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
+      weights: 'native/weights.bin',
+    };
+  }
+  if (format === 'ort' || format === 'both') {
+    const ort = writeOrtArtifacts({ train, eval: evalModel, params, optimizer, lr, schedule, dir: path.join(tmp, 'ort') });
+    files.push(...ort.files);
+    manifest.ort = { ...ort.manifest };
+  }
+  writeAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  files.push(path.join(tmp, 'manifest.json'));
+  if (fs.existsSync(out)) fs.rmSync(out, { recursive: true, force: true });
+  fs.renameSync(tmp, out);
+  return { dir: out, manifest, files: files.map((f) => path.join(out, path.relative(tmp, f))) };
+}
+
+/** Read and check an artifacts folder's manifest. */
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, 'manifest.json');
+  let m: Manifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModtuneError(code === 'ENOENT' ? `${dir}: not an artifacts folder (no manifest.json)` : `${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (m.format !== MANIFEST_FORMAT) throw new ModtuneError(`${file}: field 'format' is '${m.format}', expected '${MANIFEST_FORMAT}'`);
+  if (typeof m.version !== 'number' || m.version > MANIFEST_VERSION) {
+    throw new ModtuneError(`${file}: manifest version ${m.version} is newer than this modtune understands (${MANIFEST_VERSION}); upgrade modtune`);
+  }
+  return m;
+}

@@ -1,0 +1,97 @@
+/**
+ * `manifest.json`: the documented contract of an artifacts folder. A program in any language can
+ * train with the files it lists and ONNX Runtime alone: it says which file is which model, what
+ * every input and output means, which parameters train (with their Hugging Face names), the
+ * optimizer and its hyper-parameters, the task and labels, and the tokenizer.
+ */
+export const MANIFEST_FORMAT = 'modtune-artifacts';
+export const MANIFEST_VERSION = 1;
+
+export type IoRole =
+  | 'input_ids' | 'attention_mask' | 'token_type_ids' | 'labels'
+  | 'loss' | 'logits'
+  | 'parameter' | 'parameter_updated'
+  | 'exp_avg' | 'exp_avg_updated' | 'exp_avg_sq' | 'exp_avg_sq_updated'
+  | 'grad_accumulator' | 'grad_accumulator_updated'
+  | 'learning_rate' | 'step' | 'grad_scale';
+
+export interface IoSpec {
+  name: string;
+  role: IoRole;
+  dtype: 'float32' | 'int64' | 'bool';
+  /** Numbers, or symbolic names (`batch`, `sequence`). */
+  shape: (number | string)[];
+  /** For parameter-related roles: the parameter's Hugging Face name. */
+  parameter?: string;
+}
+
+export interface ModelSpec {
+  file: string;
+  inputs: IoSpec[];
+  outputs: IoSpec[];
+}
+
+export interface ManifestParameter {
+  /** Hugging Face name; also the graph input name in every training model. */
+  name: string;
+  module: string;
+  layer: number | null;
+  role: 'weight' | 'bias';
+  /** Hugging Face layout. */
+  shape: number[];
+  size: number;
+  /** Entries that may change (size unless a top=/random= mask restricts it). */
+  trainableEntries: number;
+  /** Key of this parameter's 0/1 mask in `masks.safetensors`, or null. */
+  mask: string | null;
+  weightDecay: boolean;
+  /** The initializer that held it in the base model, and whether it was stored transposed there. */
+  baseInitializer: string;
+  baseTransposed: boolean;
+}
+
+export interface LrSchedule {
+  kind: 'linear' | 'constant';
+  warmupSteps: number;
+  /** Steps over which linear decay reaches 0 (0: unknown until training starts). */
+  totalSteps: number;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: number;
+  modtuneVersion: string;
+  createdAt: string;
+  base: { file: string; sha256: string; family: string; numLayers: number; hiddenSize: number; totalParameters: number };
+  task: { name: string | null; head: { kind: 'classification'; numLabels: number } | { kind: 'regression' }; labels: string[] | null; headReused: boolean };
+  selection: { spec: string; trainableCount: number; totalCount: number; freezeHead: boolean; seed: number };
+  parameters: ManifestParameter[];
+  /** safetensors files (relative paths): initial trainable values (HF names, HF layout) and masks. */
+  initialValues: string;
+  masks: string | null;
+  optimizer: { name: 'adamw' | 'sgd'; lr: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; schedule: LrSchedule };
+  dropout: { override: number | null; rates: { hidden: number; attention: number; classifier: number } };
+  tokenizer: { file: string | null; lowercase: boolean; maxLength: number };
+  native?: {
+    /** Forward + backward + optimizer update in one graph (accumulated gradient in, updated state out). */
+    trainStep: ModelSpec;
+    /** Forward + backward only: adds this batch's gradient to the accumulators (gradient accumulation). */
+    gradient: ModelSpec;
+    /** Loss and logits with the trainable parameters as inputs. */
+    eval: ModelSpec;
+    /** Logits only; every weight an initializer (the base values). */
+    infer: ModelSpec;
+    /** The frozen weights, stored once and shared by the four models as ONNX external data. */
+    weights: string;
+  };
+  ort?: {
+    training: string;
+    eval: string;
+    optimizer: string;
+    checkpoint: string;
+    /** Parameter order of getContiguousParameters(true). */
+    trainableOrder: string[];
+    userInputs: string[];
+    userOutputs: string[];
+  };
+}

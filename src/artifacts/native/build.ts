@@ -1,0 +1,135 @@
+import { buildBackward } from '../../autodiff/index.js';
+import { DataType } from '../../onnx/dtype.js';
+import type { Graph, Model, ValueInfo } from '../../onnx/graph.js';
+import { cloneModel } from '../../onnx/graph.js';
+import { lowerDropouts } from '../../heads/index.js';
+import type { ExposedParameter } from '../expose.js';
+import type { IoRole, IoSpec, ModelSpec } from '../manifest.js';
+import { appendOptimizerUpdate, OptimizerConfig, stateNames } from './optimizer.js';
+
+/** Graph input names of the native training models' scalar controls. */
+export const NATIVE_IO = { lr: 'learning_rate', step: 'step', gradScale: 'grad_scale' } as const;
+
+export const accumulatorName = (p: string) => `${p}.grad_accumulator`;
+export const accumulatorUpdatedName = (p: string) => `${p}.grad_accumulator.updated`;
+
+export interface NativeParam extends ExposedParameter {
+  decay: boolean;
+  mask?: Uint8Array;
+}
+
+export interface NativeModels {
+  trainStep: Model;
+  gradient: Model;
+  eval: Model;
+  infer: Model;
+}
+
+const scalar = (name: string): ValueInfo => ({ name, elemType: DataType.FLOAT, shape: [] });
+const like = (name: string, shape: number[]): ValueInfo => ({ name, elemType: DataType.FLOAT, shape: [...shape] });
+
+/**
+ * Build the native (standard-ops) training models from a headed train model and eval model whose
+ * trainable parameters are already graph inputs (see `exposeTrainableParameters`).
+ *
+ * - gradient:  batch, params, accumulators → loss, logits, accumulators + this batch's gradient
+ * - trainStep: batch, params, accumulators, moments, learning_rate, step, grad_scale → loss, logits,
+ *              updated params and moments, using gradient = (accumulator + this batch's gradient) × grad_scale
+ * Gradient accumulation over K micro-batches runs `gradient` K−1 times, then `trainStep` once with
+ * grad_scale = 1/K; without accumulation, `trainStep` alone with zero accumulators and grad_scale 1.
+ * The forward pass exists once per run either way.
+ */
+export function buildNativeModels(train: Model, evalModel: Model, infer: Model, params: NativeParam[], optimizer: OptimizerConfig): NativeModels {
+  const wrt = params.map((p) => p.name);
+  const withGrad = cloneModel(train);
+  const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
+  const userOutputs = withGrad.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
+
+  const gradient = cloneModel(withGrad);
+  {
+    const g = gradient.graph;
+    g.outputs = [...userOutputs];
+    for (const p of params) {
+      g.inputs.push(like(accumulatorName(p.name), p.shape));
+      g.addNode({ opType: 'Add', inputs: [accumulatorName(p.name), gradients.get(p.name)!], outputs: [accumulatorUpdatedName(p.name)], name: `/accumulate/${p.name}` });
+      g.outputs.push(like(accumulatorUpdatedName(p.name), p.shape));
+    }
+    finish(g);
+    keepDropouts(gradient);
+  }
+
+  const trainStep = cloneModel(withGrad);
+  {
+    const g = trainStep.graph;
+    g.outputs = [...userOutputs];
+    g.inputs.push(scalar(NATIVE_IO.lr), scalar(NATIVE_IO.step), scalar(NATIVE_IO.gradScale));
+    const update = params.map((p) => {
+      g.inputs.push(like(accumulatorName(p.name), p.shape));
+      const total = g.addNode({ opType: 'Add', inputs: [accumulatorName(p.name), gradients.get(p.name)!], name: `/accumulate/${p.name}` }).outputs[0]!;
+      const scaled = g.addNode({ opType: 'Mul', inputs: [total, NATIVE_IO.gradScale], name: `/accumulate/${p.name}/scale` }).outputs[0]!;
+      return { name: p.name, grad: scaled, shape: p.shape, decay: p.decay, mask: p.mask ? Float32Array.from(p.mask) : undefined };
+    });
+    if (optimizer.name === 'adamw') {
+      for (const p of params) {
+        const s = stateNames(p.name, 'adamw');
+        g.inputs.push(like(s.expAvg!, p.shape), like(s.expAvgSq!, p.shape));
+      }
+    }
+    const states = appendOptimizerUpdate(g, update, optimizer, { lr: NATIVE_IO.lr, step: NATIVE_IO.step });
+    for (const [i, s] of states.entries()) {
+      const shape = params[i]!.shape;
+      g.outputs.push(like(s.updated, shape));
+      if (s.expAvgUpdated) g.outputs.push(like(s.expAvgUpdated, shape), like(s.expAvgSqUpdated!, shape));
+    }
+    finish(g);
+    keepDropouts(trainStep);
+  }
+
+  const evalOut = cloneModel(evalModel);
+  evalOut.graph.outputs = evalOut.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
+  finish(evalOut.graph);
+  return { trainStep, gradient, eval: evalOut, infer };
+}
+
+function finish(g: Graph): void {
+  g.removeDeadNodes();
+  g.topologicalSort();
+}
+
+/**
+ * Stock ONNX Runtime drops a Dropout whose mask output nobody reads, even in training mode; the
+ * backward pass reads the masks of the Dropouts it differentiates through, the rest are rewritten
+ * into standard ops so that they still drop.
+ */
+function keepDropouts(m: Model): void {
+  lowerDropouts(m, { onlyUnusedMask: true });
+  finish(m.graph);
+}
+
+const ROLE_BY_INPUT: Record<string, IoRole> = {
+  input_ids: 'input_ids', attention_mask: 'attention_mask', token_type_ids: 'token_type_ids', labels: 'labels',
+  [NATIVE_IO.lr]: 'learning_rate', [NATIVE_IO.step]: 'step', [NATIVE_IO.gradScale]: 'grad_scale',
+  loss: 'loss', logits: 'logits',
+};
+
+/** Describe a model's inputs and outputs with their roles, for the manifest. */
+export function describeModel(model: Model, file: string, paramNames: Set<string>): ModelSpec {
+  const spec = (v: ValueInfo): IoSpec => {
+    const dtype = v.elemType === DataType.INT64 ? 'int64' : v.elemType === DataType.BOOL ? 'bool' : 'float32';
+    const shape = (v.shape ?? []).map((d) => (d === null ? '?' : d));
+    const base = ROLE_BY_INPUT[v.name];
+    if (base) return { name: v.name, role: base, dtype, shape };
+    for (const [suffix, role] of [
+      ['.grad_accumulator.updated', 'grad_accumulator_updated'], ['.grad_accumulator', 'grad_accumulator'],
+      ['.exp_avg_sq.updated', 'exp_avg_sq_updated'], ['.exp_avg.updated', 'exp_avg_updated'],
+      ['.exp_avg_sq', 'exp_avg_sq'], ['.exp_avg', 'exp_avg'], ['.updated', 'parameter_updated'],
+    ] as const) {
+      if (v.name.endsWith(suffix) && paramNames.has(v.name.slice(0, -suffix.length))) {
+        return { name: v.name, role, dtype, shape, parameter: v.name.slice(0, -suffix.length) };
+      }
+    }
+    if (paramNames.has(v.name)) return { name: v.name, role: 'parameter', dtype, shape, parameter: v.name };
+    throw new Error(`describeModel: input/output '${v.name}' of ${file} has no known role`);
+  };
+  return { file, inputs: model.graph.inputs.filter((i) => !model.graph.initializers.has(i.name)).map(spec), outputs: model.graph.outputs.map(spec) };
+}
