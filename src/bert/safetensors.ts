@@ -129,7 +129,8 @@ function toFloat32(e: HeaderEntry, raw: Uint8Array, label: string): Float32Array
     throw new ModtuneError(`${label}: tensor '${e.name}' has dtype ${e.dtype}; only ${FLOAT_DTYPES.join(', ')} tensors can be loaded`);
   }
   const n = numel(e.shape);
-  const aligned = (size: number) => (raw.byteOffset % size === 0 ? raw : raw.slice());
+  // Uint8Array.from copies (Buffer#slice would return a view, still misaligned).
+  const aligned = (size: number) => (raw.byteOffset % size === 0 ? raw : Uint8Array.from(raw));
   if (e.dtype === 'F32') {
     const a = aligned(4);
     return new Float32Array(a.buffer, a.byteOffset, n);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as artifacts } from './artifacts.js';
 import { register as build } from './build.js';
 import { register as data } from './data.js';
+import { register as inspect } from './inspect.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [build, artifacts, data];
+export const commands: Array<(program: Command) => void> = [build, inspect, artifacts, data];
