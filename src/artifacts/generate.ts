@@ -59,6 +59,18 @@ export function decays(p: ParameterInfo): boolean {
   return p.role === 'weight' && !p.module.endsWith('layernorm');
 }
 
+/**
+ * ORT's AdamWOptimizer applies one weight decay to every parameter of its group, and the JS training
+ * API offers one group. Hugging Face exempts biases and LayerNorm weights, and masked entries must
+ * not move at all. When one value cannot express that (a mixed selection, or a decayed parameter
+ * with a mask), the ort artifacts use no decay; the manifest records the value used.
+ */
+export function ortWeightDecay(params: NativeParam[], weightDecay: number): number {
+  if (weightDecay === 0) return 0;
+  const allDecay = params.every((p) => p.decay && !p.mask);
+  return allDecay ? weightDecay : 0;
+}
+
 /** The task head and label list implied by the options. */
 export function resolveHead(opts: Pick<ArtifactOptions, 'task' | 'numLabels' | 'regression' | 'labels'>): { head: HeadSpec; labels: string[] | null; task: string | null } {
   if (opts.task) {
@@ -217,9 +229,10 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     };
   }
   if (format === 'ort' || format === 'both') {
-    const ort = writeOrtArtifacts({ train, eval: evalModel, params, optimizer, lr, schedule, dir: path.join(tmp, 'ort') });
+    const weightDecay = ortWeightDecay(params, optimizer.weightDecay);
+    const ort = writeOrtArtifacts({ train, eval: evalModel, params, optimizer: { ...optimizer, weightDecay }, lr, schedule, dir: path.join(tmp, 'ort'), weightDecayPolicy: 'decay-all' });
     files.push(...ort.files);
-    manifest.ort = { ...ort.manifest };
+    manifest.ort = { ...ort.manifest, weightDecay };
   }
   writeAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   files.push(path.join(tmp, 'manifest.json'));

@@ -93,5 +93,10 @@ export interface Manifest {
     trainableOrder: string[];
     userInputs: string[];
     userOutputs: string[];
+    /**
+     * The one weight decay ORT's optimizer applies to all trainable parameters: the requested value
+     * when every selected parameter decays under Hugging Face's rule, else 0.
+     */
+    weightDecay: number;
   };
 }

@@ -38,6 +38,12 @@ export interface LoadOptions {
   baseDir?: string;
   /** Name used in error messages (default: the path). */
   label?: string;
+  /**
+   * The caller hands the buffer over: misaligned float data may then be slid into alignment inside
+   * it (see alignInPlace) instead of copied. Decoding the same buffer again afterwards would read
+   * the moved bytes, so only loaders that own a fresh buffer set this.
+   */
+  ownsBuffer?: boolean;
 }
 
 /** Load an ONNX model from a file, resolving external data next to it. */
@@ -48,7 +54,7 @@ export function loadModel(file: string, opts: LoadOptions = {}): Model {
   } catch (e) {
     throw new ModtuneError(`${file}: cannot read model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return decodeModel(bytes, { baseDir: opts.baseDir ?? path.dirname(path.resolve(file)), label: opts.label ?? file });
+  return decodeModel(bytes, { baseDir: opts.baseDir ?? path.dirname(path.resolve(file)), label: opts.label ?? file, ownsBuffer: true });
 }
 
 /** Decode model bytes. `bytes` is reused: tensor data are views into it (keep it alive, don't mutate). */
@@ -67,7 +73,7 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
   }
   const ext = new ExternalDataReader(opts.baseDir, label);
   try {
-    const graph = graphFromProto(proto.graph, ext, label);
+    const graph = graphFromProto(proto.graph, ext, label, !!opts.ownsBuffer);
     return {
       irVersion: num(proto.irVersion),
       opsetImports: (proto.opsetImport ?? []).map((o) => ({ domain: o.domain ?? '', version: num(o.version) })),
@@ -147,7 +153,7 @@ class ExternalDataReader {
   }
 }
 
-function tensorFromProto(t: ITensorProto, ext: ExternalDataReader | undefined, label: string): Tensor {
+function tensorFromProto(t: ITensorProto, ext: ExternalDataReader | undefined, label: string, inPlace = false): Tensor {
   const name = t.name ?? '';
   const dataType = (t.dataType ?? 0) as DataType;
   const dims = (t.dims ?? []).map(num);
@@ -173,7 +179,7 @@ function tensorFromProto(t: ITensorProto, ext: ExternalDataReader | undefined, l
     if (t.rawData.byteLength !== byteLength) {
       throw new ModtuneError(`${label}: tensor '${name}' has ${t.rawData.byteLength} bytes of data, shape [${dims.join(', ')}] of ${dataTypeName(dataType)} needs ${byteLength}`);
     }
-    base.raw = alignInPlace(t.rawData, size);
+    base.raw = inPlace ? alignInPlace(t.rawData, size) : t.rawData.byteOffset % size === 0 ? t.rawData : new Uint8Array(t.rawData);
     return base;
   }
   // Typed repeated fields (older exporters). Converted to raw little-endian bytes once.
@@ -264,12 +270,12 @@ function valueInfoFromProto(v: import('onnx-proto').onnx.IValueInfoProto): Value
   return info;
 }
 
-function graphFromProto(gp: import('onnx-proto').onnx.IGraphProto, ext: ExternalDataReader, label: string): Graph {
+function graphFromProto(gp: import('onnx-proto').onnx.IGraphProto, ext: ExternalDataReader, label: string, inPlace: boolean): Graph {
   const g = new Graph();
   g.name = gp.name ?? 'graph';
   g.docString = gp.docString ?? '';
   for (const t of gp.initializer ?? []) {
-    const tensor = tensorFromProto(t, ext, label);
+    const tensor = tensorFromProto(t, ext, label, inPlace);
     g.initializers.set(tensor.name, tensor);
   }
   g.inputs = (gp.input ?? []).map(valueInfoFromProto);

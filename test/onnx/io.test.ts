@@ -33,7 +33,7 @@ describe('onnx io', () => {
 
   it('keeps raw tensor data as aligned views into the file buffer, not copies', () => {
     const bytes = fs.readFileSync(fixture);
-    const m = decodeModel(bytes, { baseDir: TORCH113 });
+    const m = decodeModel(bytes, { baseDir: TORCH113, ownsBuffer: true });
     let views = 0;
     for (const t of m.graph.initializers.values()) {
       if (t.raw.byteLength < 256 || t.dataType !== 1) continue; // float32; int64 may need an 8-byte shift the header cannot give
@@ -84,5 +84,18 @@ describe('onnx io', () => {
     fs.writeFileSync(path.join(dir, 'trunc.onnx'), bytes.subarray(0, bytes.length >> 1));
     expect(() => loadModel(path.join(dir, 'trunc.onnx'))).toThrow(/trunc\.onnx: not/);
     expect(() => loadModel(path.join(dir, 'nope.onnx'))).toThrow(/nope\.onnx: cannot read/);
+  });
+});
+
+describe('decodeModel without owning the buffer', () => {
+  it('leaves the caller\'s bytes untouched, so they decode again identically', () => {
+    const bytes = fs.readFileSync(fixture);
+    const copy = Buffer.from(bytes);
+    const a = decodeModel(bytes, { baseDir: TORCH113 });
+    expect(Buffer.compare(bytes, copy)).toBe(0);
+    const b = decodeModel(bytes, { baseDir: TORCH113 });
+    for (const [name, t] of a.graph.initializers) {
+      if (t.dataType === 1) expect(Array.from(tensorFloat32(b.graph.initializers.get(name)!))).toEqual(Array.from(tensorFloat32(t)));
+    }
   });
 });

@@ -3,6 +3,7 @@ import { register as artifacts } from './artifacts.js';
 import { register as build } from './build.js';
 import { register as data } from './data.js';
 import { register as inspect } from './inspect.js';
+import { register as pull } from './pull.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [build, inspect, artifacts, data];
+export const commands: Array<(program: Command) => void> = [build, pull, inspect, artifacts, data];
