@@ -42,9 +42,8 @@ export function exposeTrainableParameters(model: Model, params: ParameterInfo[])
     if (p.transposed) {
       if (t.dims.length !== 2) throw new ModtuneError(`parameter '${p.hfName}': stored transposed but is not 2-D (${t.dims})`);
       initial = transpose2d(initial, t.dims[0]!, t.dims[1]!);
-    } else {
-      initial = initial.slice();
     }
+    // Untransposed values stay views of the loaded model: nothing writes to them.
     g.initializers.delete(p.name);
     const name = p.hfName;
     if (name !== p.name && (g.initializers.has(name) || g.producer(name) || g.isGraphInput(name))) {
