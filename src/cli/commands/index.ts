@@ -4,6 +4,8 @@ import { register as build } from './build.js';
 import { register as data } from './data.js';
 import { register as inspect } from './inspect.js';
 import { register as pull } from './pull.js';
+import { register as train } from './train.js';
+import { register as evaluate } from './eval.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [build, pull, inspect, artifacts, data];
+export const commands: Array<(program: Command) => void> = [build, pull, inspect, artifacts, train, evaluate, data];

@@ -1,0 +1,267 @@
+/**
+ * The native backend: the artifacts' standard-ops models (`native/train_step.onnx`, `gradient.onnx`,
+ * `eval.onnx`) on onnxruntime-node, CPU or CUDA. The changing state (trainable parameters, AdamW
+ * moments, accumulated gradients) lives in JS Float32Arrays: fed as tensors over those arrays
+ * (no copy), and each run's outputs become the next state.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModtuneError } from '../../errors.js';
+import { readSafetensors } from '../../bert/safetensors.js';
+import type { IoSpec, Manifest, ModelSpec } from '../../artifacts/manifest.js';
+import type { Batch } from '../../data/batching.js';
+import type { BackendFactory, BackendOptions, Device, StepControl, TensorMap, TrainBackend } from './types.js';
+import { translateCreateError, translateRunError } from './ort-errors.js';
+
+type Feeds = Record<string, ort.Tensor>;
+type ModelKey = 'trainStep' | 'gradient' | 'eval';
+
+const WHAT: Record<ModelKey, string> = { trainStep: 'a training step', gradient: 'a gradient-accumulation step', eval: 'evaluation' };
+
+export const nativeBackend: BackendFactory = {
+  format: 'native',
+  create: (opts) => NativeBackend.create(opts),
+};
+
+/** The initial trainable values of an artifacts folder, checked against its manifest. */
+export function readInitialParameters(artifactsDir: string, manifest: Manifest): TensorMap {
+  const file = path.join(artifactsDir, manifest.initialValues);
+  const st = readSafetensors(file);
+  return checkParameters(manifest, new Map([...st.tensors].map(([k, t]) => [k, t.data])), file);
+}
+
+/** `tensors` restricted to the manifest's parameters, each present with its size. */
+export function checkParameters(manifest: Manifest, tensors: TensorMap, label: string): TensorMap {
+  const out: TensorMap = new Map();
+  for (const p of manifest.parameters) {
+    const t = tensors.get(p.name);
+    if (!t) throw new ModtuneError(`${label}: trainable parameter '${p.name}' is missing`);
+    if (t.length !== p.size) throw new ModtuneError(`${label}: parameter '${p.name}' has ${t.length} values, the artifacts expect ${p.size} (shape [${p.shape.join(', ')}])`);
+    out.set(p.name, t);
+  }
+  return out;
+}
+
+/** Optimizer-state names the native AdamW graphs read, per parameter. */
+export function momentNames(manifest: Manifest): string[] {
+  if (manifest.optimizer.name !== 'adamw') return [];
+  return manifest.parameters.flatMap((p) => [`${p.name}.exp_avg`, `${p.name}.exp_avg_sq`]);
+}
+
+export class NativeBackend implements TrainBackend {
+  readonly name = 'native' as const;
+  private params: TensorMap;
+  private moments: TensorMap;
+  /** Zero gradients, allocated once: the accumulator input of every update without accumulation. */
+  private readonly zeros: TensorMap;
+  private accumulators: TensorMap;
+  private readonly sessions = new Map<ModelKey, ort.InferenceSession>();
+  private readonly sizes: Map<string, number>;
+  private readonly shapes: Map<string, number[]>;
+
+  private constructor(private readonly opts: BackendOptions, private readonly native: NonNullable<Manifest['native']>) {
+    const m = opts.manifest;
+    this.sizes = new Map(m.parameters.map((p) => [p.name, p.size]));
+    this.shapes = new Map(m.parameters.map((p) => [p.name, p.shape]));
+    this.params = opts.parameters ? checkParameters(m, opts.parameters, 'initial parameters') : readInitialParameters(opts.artifactsDir, m);
+    this.moments = new Map(momentNames(m).map((n) => [n, new Float32Array(this.sizes.get(n.replace(/\.exp_avg(_sq)?$/, ''))!)]));
+    if (opts.optimizer) this.setOptimizer(opts.optimizer);
+    this.zeros = new Map(m.parameters.map((p) => [p.name, new Float32Array(p.size)]));
+    this.accumulators = this.zeros;
+  }
+
+  static async create(opts: BackendOptions): Promise<NativeBackend> {
+    const native = opts.manifest.native;
+    if (!native) throw new ModtuneError(`${opts.artifactsDir}: no native models in these artifacts (manifest.json has no 'native' section); rebuild them with the native format`);
+    const backend = new NativeBackend(opts, native);
+    // The train-step session is needed at once; loading it now surfaces CUDA/file problems early.
+    await backend.session('trainStep');
+    return backend;
+  }
+
+  async accumulate(batch: Batch): Promise<{ loss: number }> {
+    const spec = this.native.gradient;
+    const out = await this.run('gradient', this.feeds(spec, batch), batch);
+    const loss = scalarOf(out, spec);
+    if (!Number.isFinite(loss)) {
+      this.accumulators = this.zeros;
+      return { loss };
+    }
+    const next: TensorMap = new Map();
+    for (const o of spec.outputs) if (o.role === 'grad_accumulator_updated') next.set(o.parameter!, this.floatOutput(out, o));
+    this.accumulators = next;
+    return { loss };
+  }
+
+  async trainStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
+    const spec = this.native.trainStep;
+    const feeds = this.feeds(spec, batch, control);
+    const out = await this.run('trainStep', feeds, batch);
+    this.accumulators = this.zeros;
+    const loss = scalarOf(out, spec);
+    if (!Number.isFinite(loss)) return { loss };
+    const params: TensorMap = new Map();
+    const moments: TensorMap = new Map();
+    for (const o of spec.outputs) {
+      if (o.role === 'parameter_updated') params.set(o.parameter!, this.floatOutput(out, o));
+      else if (o.role === 'exp_avg_updated') moments.set(`${o.parameter}.exp_avg`, this.floatOutput(out, o));
+      else if (o.role === 'exp_avg_sq_updated') moments.set(`${o.parameter}.exp_avg_sq`, this.floatOutput(out, o));
+    }
+    if (params.size !== this.params.size) throw new ModtuneError(`${spec.file}: outputs ${params.size} updated parameters, the manifest lists ${this.params.size}`);
+    this.params = params;
+    if (moments.size) this.moments = moments;
+    return { loss };
+  }
+
+  async evaluate(batch: Batch): Promise<{ loss: number; logits: Float32Array }> {
+    const spec = this.native.eval;
+    const out = await this.run('eval', this.feeds(spec, batch), batch);
+    const logitsSpec = spec.outputs.find((o) => o.role === 'logits');
+    if (!logitsSpec) throw new ModtuneError(`${spec.file}: the manifest lists no 'logits' output`);
+    const logits = out[logitsSpec.name]?.data;
+    if (!(logits instanceof Float32Array) || logits.length % batch.batch !== 0 || logits.length === 0) {
+      throw new ModtuneError(`${spec.file}: output '${logitsSpec.name}' is not float32 logits with one row per example`);
+    }
+    return { loss: batch.labels ? scalarOf(out, spec) : NaN, logits };
+  }
+
+  getParameters(): TensorMap {
+    return this.params;
+  }
+
+  getOptimizerState(): TensorMap {
+    return this.moments;
+  }
+
+  setState(state: { parameters: TensorMap; optimizer?: TensorMap }): void {
+    this.params = checkParameters(this.opts.manifest, state.parameters, 'checkpoint parameters');
+    if (state.optimizer) this.setOptimizer(state.optimizer);
+    this.accumulators = this.zeros;
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+
+  private setOptimizer(state: TensorMap): void {
+    const next: TensorMap = new Map();
+    for (const name of momentNames(this.opts.manifest)) {
+      const t = state.get(name);
+      const size = this.sizes.get(name.replace(/\.exp_avg(_sq)?$/, ''))!;
+      if (!t) throw new ModtuneError(`optimizer state: '${name}' is missing`);
+      if (t.length !== size) throw new ModtuneError(`optimizer state: '${name}' has ${t.length} values, expected ${size}`);
+      next.set(name, t);
+    }
+    this.moments = next;
+  }
+
+  private async session(key: ModelKey): Promise<ort.InferenceSession> {
+    const existing = this.sessions.get(key);
+    if (existing) return existing;
+    const spec = this.native[key];
+    const file = path.join(this.opts.artifactsDir, spec.file);
+    if (!fs.existsSync(file)) throw new ModtuneError(`${file}: model file listed in manifest.json is missing`);
+    const session = await createSession(file, this.opts.device, this.opts.threads);
+    const missing = spec.inputs.filter((i) => !session.inputNames.includes(i.name)).map((i) => i.name);
+    if (missing.length) {
+      await session.release();
+      throw new ModtuneError(`${file}: has no input${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).join(', ')} that manifest.json lists`);
+    }
+    this.sessions.set(key, session);
+    return session;
+  }
+
+  private async run(key: ModelKey, feeds: Feeds, batch: Batch): Promise<ort.InferenceSession.ReturnType> {
+    const session = await this.session(key);
+    try {
+      return await session.run(feeds);
+    } catch (e) {
+      throw translateRunError(e, { file: path.join(this.opts.artifactsDir, this.native[key].file), what: WHAT[key], batch: batch.batch, seqLen: batch.seqLen, batchSize: this.opts.batchSize });
+    }
+  }
+
+  /** The feeds of one model, each input found by its manifest role. */
+  private feeds(spec: ModelSpec, batch: Batch, control?: StepControl): Feeds {
+    const dims = [batch.batch, batch.seqLen];
+    const feeds: Feeds = {};
+    for (const input of spec.inputs) {
+      feeds[input.name] = this.input(input, spec, batch, dims, control);
+    }
+    return feeds;
+  }
+
+  private input(input: IoSpec, spec: ModelSpec, batch: Batch, dims: number[], control?: StepControl): ort.Tensor {
+    const state = (map: TensorMap, key: string) => {
+      const t = map.get(key);
+      if (!t) throw new ModtuneError(`${spec.file}: input '${input.name}' needs '${key}', which this backend does not hold`);
+      return new ort.Tensor('float32', t, this.shapes.get(input.parameter!));
+    };
+    const scalar = (v: number | undefined) => {
+      if (v === undefined) throw new ModtuneError(`${spec.file}: input '${input.name}' (${input.role}) is not a model input this step provides`);
+      return new ort.Tensor('float32', Float32Array.of(v), []);
+    };
+    switch (input.role) {
+      case 'input_ids': return new ort.Tensor('int64', batch.inputIds, dims);
+      case 'attention_mask': return new ort.Tensor('int64', batch.attentionMask, dims);
+      case 'token_type_ids': return new ort.Tensor('int64', batch.tokenTypeIds, dims);
+      case 'labels': return labelsTensor(input, batch, spec.file);
+      case 'parameter': return state(this.params, input.parameter!);
+      case 'grad_accumulator': return state(this.accumulators, input.parameter!);
+      case 'exp_avg': return state(this.moments, `${input.parameter}.exp_avg`);
+      case 'exp_avg_sq': return state(this.moments, `${input.parameter}.exp_avg_sq`);
+      case 'learning_rate': return scalar(control?.learningRate);
+      case 'step': return scalar(control?.step);
+      case 'grad_scale': return scalar(control?.gradScale);
+      default: throw new ModtuneError(`${spec.file}: input '${input.name}' has role '${input.role}', which is not a model input`);
+    }
+  }
+
+  private floatOutput(out: ort.InferenceSession.ReturnType, o: IoSpec): Float32Array {
+    const data = out[o.name]?.data;
+    const size = this.sizes.get(o.parameter!);
+    if (!(data instanceof Float32Array) || data.length !== size) {
+      throw new ModtuneError(`output '${o.name}' is missing or not ${size} float32 values`);
+    }
+    return data;
+  }
+}
+
+function labelsTensor(input: IoSpec, batch: Batch, file: string): ort.Tensor {
+  const n = batch.batch;
+  if (input.dtype === 'int64') {
+    if (batch.labels && !(batch.labels instanceof BigInt64Array)) throw new ModtuneError(`${file}: labels are class indices (int64) but the data has scores; the artifacts were built for classification`);
+    // Unlabelled (test) data: any valid class serves, the loss is ignored.
+    return new ort.Tensor('int64', batch.labels ?? new BigInt64Array(n), [n]);
+  }
+  if (batch.labels && !(batch.labels instanceof Float32Array)) throw new ModtuneError(`${file}: labels are scores (float32) but the data has class indices; the artifacts were built for regression`);
+  return new ort.Tensor('float32', batch.labels ?? new Float32Array(n), [n]);
+}
+
+function scalarOf(out: ort.InferenceSession.ReturnType, spec: ModelSpec): number {
+  const o = spec.outputs.find((x) => x.role === 'loss');
+  const data = o ? out[o.name]?.data : undefined;
+  if (!(data instanceof Float32Array) || data.length !== 1) throw new ModtuneError(`${spec.file}: no scalar float 'loss' output`);
+  return data[0]!;
+}
+
+/** An onnxruntime-node session from a file path (so external weights resolve beside it). */
+export async function createSession(file: string, device: Device, threads?: number): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: device === 'cuda' ? ['cuda'] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads ?? defaultThreads(),
+    interOpNumThreads: 1,
+  };
+  try {
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    throw translateCreateError(e, { file, device });
+  }
+}
+
+export function defaultThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}

@@ -1,0 +1,199 @@
+/**
+ * Checkpoints: `checkpoints/step-<N>/` holding `params.safetensors` (trainable parameters, Hugging
+ * Face names and layout), `optimizer.safetensors` (`<param>.exp_avg`, `<param>.exp_avg_sq`) and
+ * `state.json` (step, epoch, data order, best evaluation, progress counters).
+ *
+ * A checkpoint is written into a temporary folder, fsynced, then renamed into place, and only then is
+ * `checkpoints/LATEST` (the folder name) replaced atomically. A crash at any point leaves the previous
+ * checkpoint complete and findable; leftovers of the interrupted write are swept up later.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModtuneError } from '../errors.js';
+import { readSafetensors, writeSafetensors } from '../bert/safetensors.js';
+import { writeAtomic } from '../onnx/io.js';
+import type { DataOrderState } from '../data/batching.js';
+import type { TensorMap } from './backends/types.js';
+
+export const CHECKPOINT_VERSION = 1;
+export const LATEST_FILE = 'LATEST';
+const STEP_DIR = /^step-(\d+)$/;
+
+/** The best evaluation so far, by the task's main metric. */
+export interface BestRecord {
+  step: number;
+  main: number;
+  metrics: Record<string, number>;
+}
+
+export interface CheckpointState {
+  version: number;
+  /** Optimizer updates done. */
+  step: number;
+  /** Epochs done, fractional (1.5 = half-way through the second epoch). */
+  epoch: number;
+  /** The training data order, exactly where the next update continues. */
+  data: DataOrderState;
+  /** Random generators' states (the data order's, as of the start of its current epoch). */
+  rng: { data: number[] };
+  best: BestRecord | null;
+  /** Metrics of the latest evaluation (flattened across dev splits), or null before the first. */
+  metrics: Record<string, number> | null;
+  progress: {
+    /** Step of the latest completed evaluation (0: none). */
+    lastEvalStep: number;
+    /** Evaluations in a row without improvement (early stopping). */
+    evalsSinceBest: number;
+    /** Training wall time and examples so far, over all sessions of the run. */
+    elapsedSec: number;
+    trainSec: number;
+    examples: number;
+  };
+}
+
+export interface Checkpoint {
+  dir: string;
+  name: string;
+  state: CheckpointState;
+  parameters: TensorMap;
+  optimizer: TensorMap;
+}
+
+export type CheckpointStage = 'params' | 'optimizer' | 'state' | 'renamed' | 'latest';
+
+export interface WriteCheckpointOptions {
+  /** Newest checkpoints kept (default 2); `protect` steps are kept too (the best one). */
+  keep?: number;
+  protect?: number[];
+  /** Called after each stage of the write (observability; tests use it to simulate crashes). */
+  onStage?: (stage: CheckpointStage) => void;
+}
+
+export const checkpointsDir = (runDir: string) => path.join(runDir, 'checkpoints');
+export const stepDirName = (step: number) => `step-${step}`;
+
+/** Write a checkpoint atomically and point LATEST at it; returns its folder. */
+export function writeCheckpoint(
+  runDir: string,
+  ck: { state: CheckpointState; parameters: TensorMap; optimizer: TensorMap },
+  opts: WriteCheckpointOptions = {},
+): string {
+  const root = checkpointsDir(runDir);
+  fs.mkdirSync(root, { recursive: true });
+  const name = stepDirName(ck.state.step);
+  const final = path.join(root, name);
+  const stateJson = `${JSON.stringify(ck.state, null, 2)}\n`;
+  if (fs.existsSync(path.join(final, 'state.json'))) {
+    // The same step again (e.g. after an evaluation that an interruption had postponed): the
+    // tensors are those of that step already, only the bookkeeping changes.
+    writeAtomic(path.join(final, 'state.json'), stateJson);
+    opts.onStage?.('state');
+  } else {
+    const tmp = path.join(root, `.tmp-${name}-${process.pid}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp);
+    const meta = { format: 'pt', step: String(ck.state.step) };
+    writeSafetensors(path.join(tmp, 'params.safetensors'), toTensors(ck.parameters), meta);
+    opts.onStage?.('params');
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), toTensors(ck.optimizer), meta);
+    opts.onStage?.('optimizer');
+    writeAtomic(path.join(tmp, 'state.json'), stateJson);
+    opts.onStage?.('state');
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(tmp, final);
+    syncDir(root);
+    opts.onStage?.('renamed');
+  }
+  writeAtomic(path.join(root, LATEST_FILE), `${name}\n`);
+  syncDir(root);
+  opts.onStage?.('latest');
+  pruneCheckpoints(runDir, opts.keep ?? 2, [ck.state.step, ...(opts.protect ?? [])]);
+  return final;
+}
+
+function toTensors(map: TensorMap): Map<string, { shape: number[]; data: Float32Array }> {
+  return new Map([...map].map(([k, data]) => [k, { shape: [data.length], data }]));
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  } catch {
+    // Not every platform can fsync a directory; the rename itself is still atomic.
+  }
+}
+
+/** Steps of the complete checkpoints (renamed into place, with state.json), ascending. */
+export function listCheckpoints(runDir: string): number[] {
+  const root = checkpointsDir(runDir);
+  if (!fs.existsSync(root)) return [];
+  return fs.readdirSync(root)
+    .map((n) => STEP_DIR.exec(n))
+    .filter((m): m is RegExpExecArray => !!m && fs.existsSync(path.join(root, m[0], 'state.json')))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+/** The checkpoint LATEST names, else the newest complete one; null when there is none. */
+export function latestCheckpointStep(runDir: string): number | null {
+  const root = checkpointsDir(runDir);
+  try {
+    const m = STEP_DIR.exec(fs.readFileSync(path.join(root, LATEST_FILE), 'utf8').trim());
+    if (m && fs.existsSync(path.join(root, m[0], 'state.json'))) return Number(m[1]);
+  } catch {
+    // no LATEST: fall back to scanning
+  }
+  const steps = listCheckpoints(runDir);
+  return steps.length ? steps[steps.length - 1]! : null;
+}
+
+export function readLatestCheckpoint(runDir: string): Checkpoint | null {
+  const step = latestCheckpointStep(runDir);
+  return step === null ? null : readCheckpoint(path.join(checkpointsDir(runDir), stepDirName(step)));
+}
+
+/** Read one checkpoint folder. */
+export function readCheckpoint(dir: string): Checkpoint {
+  const stateFile = path.join(dir, 'state.json');
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModtuneError(code === 'ENOENT' ? `${dir}: not a checkpoint (no state.json)` : `${stateFile}: not valid JSON (${(e as Error).message})`);
+  }
+  if (state.version !== CHECKPOINT_VERSION) throw new ModtuneError(`${stateFile}: checkpoint version ${state.version}, expected ${CHECKPOINT_VERSION}`);
+  if (!Number.isInteger(state.step) || state.step < 0) throw new ModtuneError(`${stateFile}: field 'step' must be a non-negative integer`);
+  if (!state.data || !Array.isArray(state.data.rng)) throw new ModtuneError(`${stateFile}: field 'data' (data order state) is missing`);
+  const read = (f: string) => new Map([...readSafetensors(path.join(dir, f)).tensors].map(([k, t]) => [k, t.data]));
+  return { dir, name: path.basename(dir), state, parameters: read('params.safetensors'), optimizer: read('optimizer.safetensors') };
+}
+
+/** Remove all but the newest `keep` checkpoints and the protected steps, and stale temp folders. */
+export function pruneCheckpoints(runDir: string, keep: number, protect: number[] = []): void {
+  const root = checkpointsDir(runDir);
+  const steps = listCheckpoints(runDir);
+  const kept = new Set([...steps.slice(Math.max(0, steps.length - keep)), ...protect]);
+  for (const s of steps) if (!kept.has(s)) fs.rmSync(path.join(root, stepDirName(s)), { recursive: true, force: true });
+  for (const n of fs.readdirSync(root)) {
+    if (isTemp(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  }
+}
+
+/** Leftovers of an interrupted write: checkpoint temp folders and `writeAtomic` temp files. */
+const isTemp = (name: string) => name.startsWith('.tmp-') || /\.tmp-\d+-\d+$/.test(name);
+
+/**
+ * Before resuming from `step`: drop what a crash may have left after it (temp folders, checkpoints
+ * of later steps written without LATEST being updated), so the run continues on one timeline.
+ */
+export function discardAfter(runDir: string, step: number | null): void {
+  const root = checkpointsDir(runDir);
+  if (!fs.existsSync(root)) return;
+  for (const n of fs.readdirSync(root)) {
+    const m = STEP_DIR.exec(n);
+    if (isTemp(n) || (m && (step === null || Number(m[1]) > step))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  }
+  if (step === null) fs.rmSync(path.join(root, LATEST_FILE), { force: true });
+}

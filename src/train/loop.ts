@@ -1,0 +1,231 @@
+/**
+ * The training loop: updates in a seeded data order with the JS learning-rate schedule, evaluation
+ * on the dev split(s), the best parameters kept in `best/`, early stopping, checkpoints that resume
+ * exactly, and a clean stop on abort (Ctrl-C) or a non-finite loss.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModtuneError } from '../errors.js';
+import { makeBatches, type BatchLoader } from '../data/batching.js';
+import { createProgress, type Progress } from '../util/progress.js';
+import { OutOfMemoryError } from './backends/ort-errors.js';
+import type { TensorMap, TrainBackend } from './backends/types.js';
+import {
+  checkpointsDir, discardAfter, readLatestCheckpoint, stepDirName, writeCheckpoint,
+  type BestRecord, type Checkpoint, type CheckpointState,
+} from './checkpoint.js';
+import { EvaluationAbandoned, flattenScores, isImprovement, scoreSplit, type SplitScore } from './evaluate.js';
+import type { TrainOptions } from './options.js';
+import { prepareRun, type PreparedRun } from './prepare.js';
+import {
+  appendMetrics, reconcileBest, truncateMetrics, writeBest, writeSummary,
+  type EvalRecord, type TrainRecord, type TrainSummary,
+} from './run-folder.js';
+import { learningRate, type Schedule } from './schedule.js';
+
+/** Thrown after an aborted run (Ctrl-C) has written its checkpoint. */
+export class TrainInterrupted extends ModtuneError {
+  constructor(readonly runDir: string, readonly step: number, readonly totalSteps: number) {
+    super(`interrupted at step ${step} of ${totalSteps}; checkpoint saved in ${path.join(checkpointsDir(runDir), stepDirName(step))}. Continue with: modtune train --resume --out ${runDir}`);
+    this.name = 'TrainInterrupted';
+  }
+}
+
+/**
+ * Fine-tune: build or open the artifacts, train, evaluate, keep the best, write the run folder.
+ * With `resume`, continue the run in `out` from its latest checkpoint; the result is the same as an
+ * uninterrupted run (bit for bit on the native backend without dropout).
+ */
+export async function train(options: TrainOptions): Promise<TrainSummary> {
+  const prepared = await prepareRun(options);
+  if ('finished' in prepared) {
+    options.log?.(`${prepared.finished.runDir}: the run finished already (summary.json); nothing to resume`);
+    return prepared.finished;
+  }
+  return runLoop(prepared, options);
+}
+
+async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary> {
+  const { runDir, cfg, manifest, task, trainSet, devSets } = run;
+  const log = o.log ?? (() => {});
+  const total = cfg.totals.totalSteps;
+  const bpe = cfg.totals.batchesPerEpoch;
+
+  let ck: Checkpoint | null = null;
+  if (run.resumed) {
+    ck = readLatestCheckpoint(runDir);
+    discardAfter(runDir, ck?.state.step ?? null);
+    truncateMetrics(runDir, ck?.state.step ?? 0, ck?.state.progress.lastEvalStep ?? 0);
+    reconcileBest(runDir, ck?.state.best ?? null);
+    log(ck ? `resuming ${runDir} from step ${ck.state.step} of ${total}` : `resuming ${runDir} from the start (no checkpoint was written)`);
+  }
+
+  const loader: BatchLoader = makeBatches(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }, ck?.state.data);
+  const schedule: Schedule = { kind: cfg.lrSchedule, peak: cfg.lr, warmupSteps: cfg.totals.warmupSteps, totalSteps: total };
+  let backend: TrainBackend;
+  try {
+    backend = await run.factory.create({
+      artifactsDir: cfg.artifacts, manifest, device: cfg.device, threads: cfg.threads ?? undefined, batchSize: cfg.batchSize,
+      gradAccum: cfg.gradAccum, step: ck?.state.step ?? 0, parameters: ck?.parameters, optimizer: ck?.optimizer,
+    });
+  } catch (e) {
+    // A fresh run that cannot start (no CUDA, unloadable model) leaves nothing behind to trip over.
+    if (!run.resumed) fs.rmSync(runDir, { recursive: true, force: true });
+    throw e;
+  }
+
+  let step = ck?.state.step ?? 0;
+  let best: BestRecord | null = ck?.state.best ?? null;
+  let lastMetrics: Record<string, number> | null = ck?.state.metrics ?? null;
+  let lastEvalStep = ck?.state.progress.lastEvalStep ?? 0;
+  let evalsSinceBest = ck?.state.progress.evalsSinceBest ?? 0;
+  let trainSec = ck?.state.progress.trainSec ?? 0;
+  let examples = ck?.state.progress.examples ?? 0;
+  const elapsedBase = ck?.state.progress.elapsedSec ?? 0;
+  const started = performance.now();
+  const elapsed = () => elapsedBase + (performance.now() - started) / 1000;
+  let lastSaved: number | null = ck ? step : null;
+  let status: TrainSummary['status'] = 'completed';
+
+  if (!run.resumed) {
+    log(`training ${task.name} (${cfg.train}: ${manifest.selection.trainableCount.toLocaleString('en-US')} of ${manifest.selection.totalCount.toLocaleString('en-US')} parameters) on ${trainSet.size} examples: ` +
+      `${total} steps of ${cfg.batchSize}×${cfg.gradAccum}, lr ${cfg.lr} (${cfg.lrSchedule}, ${cfg.totals.warmupSteps} warmup), ${cfg.backend} on ${cfg.device}; run folder ${runDir}`);
+  }
+
+  const epochNow = () => {
+    const s = loader.getState();
+    return s.epoch + s.position / bpe;
+  };
+  const atEpochEnd = () => loader.getState().position === bpe;
+  const evalDue = (s: number) => s > 0 && (s === total || (cfg.evalEvery ? s % cfg.evalEvery === 0 : atEpochEnd()));
+
+  const state = (): CheckpointState => ({
+    version: 1, step, epoch: epochNow(), data: loader.getState(), rng: { data: loader.getState().rng }, best, metrics: lastMetrics,
+    progress: { lastEvalStep, evalsSinceBest, elapsedSec: elapsed(), trainSec, examples },
+  });
+  const save = () => {
+    const parameters = backend.getParameters();
+    const bad = firstNonFinite(parameters);
+    if (bad) throw nonFiniteStop(`parameter ${bad} is not finite after step ${step}`, cfg.lr, runDir, lastSaved);
+    writeCheckpoint(runDir, { state: state(), parameters, optimizer: backend.getOptimizerState() }, { protect: best ? [best.step] : [] });
+    lastSaved = step;
+  };
+
+  const progress: Progress | undefined = o.progress ? createProgress({ total, label: 'train', stream: o.progress, unit: 'steps' }) : undefined;
+  progress?.update(step);
+
+  try {
+    for (;;) {
+      if (evalDue(step) && lastEvalStep !== step) {
+        let scores: SplitScore[];
+        try {
+          scores = [];
+          for (const d of devSets) scores.push(await scoreSplit(backend, task, d.split, d.dataset, { batchSize: cfg.batchSize, signal: o.signal }));
+        } catch (e) {
+          if (e instanceof EvaluationAbandoned) throw interrupt();
+          throw e;
+        }
+        const metrics = flattenScores(scores);
+        const main = scores[0]!.main;
+        const improved = isImprovement(main, best?.main);
+        lastEvalStep = step;
+        lastMetrics = metrics;
+        if (improved) {
+          best = { step, main, metrics };
+          evalsSinceBest = 0;
+        } else {
+          evalsSinceBest++;
+        }
+        const epoch = epochNow();
+        appendMetrics(runDir, scores.map((s): EvalRecord => ({ type: 'eval', step, epoch, split: s.split, metrics: s.metrics, main: s.main, loss: s.loss })));
+        log(`eval step ${step} (epoch ${epoch.toFixed(2)}): ${formatMetrics(metrics)}${improved ? ' [best]' : ''}`);
+        // A checkpoint at every improvement keeps best/ restorable (see reconcileBest).
+        if (cfg.saveEvery === null || improved || step % cfg.saveEvery === 0) save();
+        if (improved) writeBest(runDir, backend.getParameters(), best!);
+      }
+      if (step >= total) break;
+      // Checked from the saved counters too, so a run stopped early stays stopped when resumed.
+      if (cfg.earlyStop && evalsSinceBest >= cfg.earlyStop) {
+        status = 'early-stopped';
+        log(`early stop: ${evalsSinceBest} evaluations without improvement (best ${best ? `step ${best.step}` : 'none'})`);
+        break;
+      }
+      if (o.signal?.aborted) throw interrupt();
+
+      const t0 = performance.now();
+      const { loss, lr, seen } = await update();
+      trainSec += (performance.now() - t0) / 1000;
+      if (!Number.isFinite(loss)) throw nonFiniteStop(`the loss is ${loss} at step ${step + 1} (learning rate ${lr.toPrecision(3)})`, cfg.lr, runDir, lastSaved);
+      step++;
+      examples += seen;
+      const record: TrainRecord = { type: 'train', step, epoch: epochNow(), loss, lr, examplesPerSec: trainSec > 0 ? examples / trainSec : 0, elapsedSec: elapsed() };
+      appendMetrics(runDir, [record]);
+      progress?.update(step, { loss: record.loss, 'ex/s': Math.round(record.examplesPerSec), lr: record.lr.toExponential(2) });
+      if (cfg.saveEvery !== null && step % cfg.saveEvery === 0 && !evalDue(step)) save();
+      if (o.signal?.aborted) throw interrupt();
+    }
+    if (lastSaved !== step) save();
+    progress?.done();
+    const summary: TrainSummary = {
+      runDir, task: task.name, selection: cfg.train,
+      trainableCount: manifest.selection.trainableCount, totalCount: manifest.selection.totalCount,
+      steps: step, epochs: Number(epochNow().toFixed(4)),
+      bestStep: best?.step ?? null, bestMetrics: best?.metrics ?? null, finalMetrics: lastMetrics,
+      examplesPerSec: trainSec > 0 ? examples / trainSec : 0, wallSeconds: elapsed(), backend: cfg.backend, status,
+    };
+    writeSummary(runDir, summary);
+    return summary;
+  } catch (e) {
+    progress?.done(e instanceof TrainInterrupted ? 'interrupted' : 'stopped');
+    // Out of memory before the first checkpoint: the run is retried with other options, so the
+    // folder (config and artifacts only) is removed rather than left to block the retry.
+    if (e instanceof OutOfMemoryError && !run.resumed && lastSaved === null) fs.rmSync(runDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await backend.release();
+  }
+
+  /** One optimizer update over up to gradAccum micro-batches (fewer at the end of an epoch). */
+  async function update(): Promise<{ loss: number; lr: number; seen: number }> {
+    const s = loader.getState();
+    const left = s.position >= bpe ? bpe : bpe - s.position;
+    const k = Math.min(cfg.gradAccum, left);
+    let lossSum = 0;
+    let seen = 0;
+    const lr = learningRate(step + 1, schedule);
+    for (let i = 0; i < k - 1; i++) {
+      const batch = loader.next();
+      const r = await backend.accumulate(batch);
+      if (!Number.isFinite(r.loss)) return { loss: r.loss, lr, seen };
+      lossSum += r.loss;
+      seen += batch.batch;
+    }
+    const batch = loader.next();
+    const r = await backend.trainStep(batch, { learningRate: lr, step: step + 1, gradScale: 1 / k });
+    seen += batch.batch;
+    return { loss: (lossSum + r.loss) / k, lr, seen };
+  }
+
+  function interrupt(): TrainInterrupted {
+    save();
+    return new TrainInterrupted(runDir, step, total);
+  }
+}
+
+function firstNonFinite(params: TensorMap): string | undefined {
+  for (const [name, data] of params) {
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return name;
+  }
+  return undefined;
+}
+
+function nonFiniteStop(what: string, lr: number, runDir: string, lastSaved: number | null): ModtuneError {
+  const kept = lastSaved !== null
+    ? `the last good checkpoint (step ${lastSaved}) is kept in ${path.join(checkpointsDir(runDir), stepDirName(lastSaved))}`
+    : 'no checkpoint had been written yet';
+  return new ModtuneError(`training stopped: ${what}; ${kept}. Try a lower --lr (this run: ${lr})`);
+}
+
+export function formatMetrics(m: Record<string, number>): string {
+  return Object.entries(m).map(([k, v]) => `${k}=${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(' ');
+}

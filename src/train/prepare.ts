@@ -1,0 +1,213 @@
+/**
+ * Everything a run needs before its first step: the options resolved (fresh, or taken from the run
+ * folder on --resume), the artifacts (built into the run folder when training from a model), the
+ * tokenizer and the data. All checks that can fail on bad input happen here, before anything is
+ * written, so a mistake costs nothing.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModtuneError } from '../errors.js';
+import { generateArtifacts, readManifest } from '../artifacts/generate.js';
+import type { Manifest } from '../artifacts/manifest.js';
+import type { EncodedDataset } from '../data/encoded.js';
+import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
+import { resolveGlueDir } from '../data/paths.js';
+import { loadTokenizer, type BertTokenizer } from '../data/tokenizer.js';
+import { VERSION } from '../version.js';
+import { defaultThreads, getBackend, type BackendFactory } from './backends/index.js';
+import { loadTaskSplit } from './data.js';
+import {
+  checkBakedOptions, DEFAULTS, resumeMismatches, specSlug, timestamp, validateOptions,
+  type RunConfig, type RunTotals, type TrainOptions,
+} from './options.js';
+import { isRunFolder, readConfig, readSummary, runArtifactsDir, runFiles, writeConfig, type TrainSummary } from './run-folder.js';
+import { warmupStepsFor } from './schedule.js';
+
+export interface PreparedRun {
+  runDir: string;
+  cfg: RunConfig;
+  manifest: Manifest;
+  task: GlueTask;
+  factory: BackendFactory;
+  tokenizer: BertTokenizer;
+  trainSet: EncodedDataset;
+  devSets: Array<{ split: string; dataset: EncodedDataset }>;
+  resumed: boolean;
+}
+
+/** A prepared run, or the summary of a run that --resume finds finished already. */
+export async function prepareRun(o: TrainOptions): Promise<PreparedRun | { finished: TrainSummary }> {
+  validateOptions(o);
+  return o.resume ? prepareResume(o) : prepareFresh(o);
+}
+
+/** Check that an artifacts folder's head fits the task; names both on a mismatch. */
+export function checkHeadFitsTask(m: Manifest, task: GlueTask, dir: string): void {
+  const head = m.task.head;
+  const has = head.kind === 'regression' ? 'a regression head (1 output)' : `a ${head.numLabels}-label classification head${m.task.labels ? ` (${m.task.labels.join(', ')})` : ''}`;
+  const wants = task.regression ? 'is a regression task (1 output)' : `has ${task.labels!.length} labels (${task.labels!.join(', ')})`;
+  const fits = task.regression ? head.kind === 'regression' : head.kind === 'classification' && head.numLabels === task.labels!.length;
+  if (!fits) throw new ModtuneError(`the artifacts in ${dir} have ${has}, but task ${task.name} ${wants}; build artifacts for ${task.name} (modtune train <model.onnx> --task ${task.name} ...)`);
+}
+
+function requireTask(o: TrainOptions): GlueTask {
+  if (!o.task) throw new ModtuneError('--task NAME is required (a GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI)');
+  return getGlueTask(o.task);
+}
+
+async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
+  const task = requireTask(o);
+  if (o.model && o.artifacts) throw new ModtuneError('give either a model (.onnx) or --artifacts DIR, not both');
+  if (!o.model && !o.artifacts) throw new ModtuneError('nothing to train: give a model (modtune train <model.onnx> --train SPEC --task NAME) or --artifacts DIR');
+  const factory = getBackend(o.backend ?? DEFAULTS.backend);
+
+  let manifest: Manifest | undefined;
+  let artifactsDir: string | undefined;
+  let spec: string;
+  let tokenizerFile: string | undefined = o.tokenizer ? path.resolve(o.tokenizer) : undefined;
+  if (o.artifacts) {
+    artifactsDir = path.resolve(o.artifacts);
+    manifest = readManifest(artifactsDir);
+    checkBakedOptions(o, manifest, o.artifacts);
+    checkHeadFitsTask(manifest, task, o.artifacts);
+    if (manifest.task.name && manifest.task.name !== task.name) o.log?.(`note: the artifacts were built for ${manifest.task.name}; training them on ${task.name} (same head size)`);
+    spec = manifest.selection.spec;
+    if (!tokenizerFile) {
+      if (!manifest.tokenizer.file) throw new ModtuneError(`the artifacts in ${o.artifacts} name no tokenizer; pass --tokenizer PATH (tokenizer.json or vocab.txt)`);
+      tokenizerFile = path.join(artifactsDir, manifest.tokenizer.file);
+    }
+  } else {
+    const model = path.resolve(o.model!);
+    if (!fs.existsSync(model)) throw new ModtuneError(`${o.model}: model file not found`);
+    if (!o.train) throw new ModtuneError('--train SPEC is required with a model (which modules train, e.g. layernorm, attention@0-5, bias)');
+    spec = o.train;
+    if (!tokenizerFile) {
+      tokenizerFile = ['tokenizer.json', 'vocab.txt'].map((f) => path.join(path.dirname(model), f)).find((f) => fs.existsSync(f));
+      if (!tokenizerFile) throw new ModtuneError(`no tokenizer beside ${o.model} (looked for tokenizer.json, vocab.txt); pass --tokenizer PATH`);
+    }
+  }
+  if (!fs.existsSync(tokenizerFile)) throw new ModtuneError(`--tokenizer ${tokenizerFile}: file not found (expected tokenizer.json or vocab.txt)`);
+
+  const runDir = path.resolve(o.out ?? path.join('runs', `${task.name}-${specSlug(spec)}-${timestamp()}`));
+  const exists = fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0;
+  if (exists && !o.force) {
+    const what = isRunFolder(runDir) ? 'holds a run' : 'exists and is not empty';
+    throw new ModtuneError(`${runDir} ${what}; pass --resume to continue it, --force to start over, or choose another --out`);
+  }
+
+  const maxLength = o.maxLength ?? manifest?.tokenizer.maxLength ?? DEFAULTS.maxLength;
+  const tokenizer = loadTokenizer(tokenizerFile);
+  const dataDir = resolveGlueDir(task, { data: o.data });
+  const { trainSet, devSets } = loadData(task, dataDir, tokenizer, maxLength, o);
+
+  const batchSize = o.batchSize ?? DEFAULTS.batchSize;
+  const gradAccum = o.gradAccum ?? DEFAULTS.gradAccum;
+  const epochs = o.epochs ?? DEFAULTS.epochs;
+  const optimizer = manifest?.optimizer;
+  const schedule = optimizer?.schedule;
+  const warmupRatio = o.warmupRatio ?? (schedule && schedule.totalSteps > 0 ? schedule.warmupSteps / schedule.totalSteps : DEFAULTS.warmupRatio);
+  const totals = computeTotals(trainSet, devSets, { batchSize, gradAccum, epochs, maxSteps: o.maxSteps, warmupRatio });
+
+  if (exists) fs.rmSync(runDir, { recursive: true, force: true });
+  fs.mkdirSync(runDir, { recursive: true });
+  const cfgBase = {
+    lr: o.lr ?? optimizer?.lr ?? DEFAULTS.lr,
+    lrSchedule: o.lrSchedule ?? schedule?.kind ?? DEFAULTS.lrSchedule,
+  };
+  if (!manifest) {
+    artifactsDir = runFiles(runDir).artifacts;
+    try {
+      manifest = generateArtifacts({
+        model: o.model!, train: spec, out: artifactsDir, task: task.name, format: factory.format,
+        optimizer: o.optimizer ?? DEFAULTS.optimizer, lr: cfgBase.lr, lrSchedule: cfgBase.lrSchedule,
+        warmupSteps: totals.warmupSteps, totalSteps: totals.totalSteps, weightDecay: o.weightDecay ?? DEFAULTS.weightDecay,
+        dropout: o.dropout, newHead: o.newHead, freezeHead: o.freezeHead, tokenizer: tokenizerFile, maxLength,
+        seed: o.seed ?? DEFAULTS.seed, force: true,
+      }).manifest;
+    } catch (e) {
+      fs.rmSync(runDir, { recursive: true, force: true });
+      if (e instanceof ModtuneError && /classification head/.test(e.message)) {
+        const wants = task.regression ? 'is a regression task' : `has ${task.labels!.length} labels (${task.labels!.join(', ')})`;
+        throw new ModtuneError(`task ${task.name} ${wants}: ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  const cfg: RunConfig = {
+    version: 1, modtuneVersion: VERSION, createdAt: new Date().toISOString(),
+    task: task.name, model: o.model ? path.resolve(o.model) : null, train: spec,
+    artifacts: artifactsDir!, artifactsBuilt: !o.artifacts,
+    backend: o.backend ?? DEFAULTS.backend, device: o.device ?? DEFAULTS.device, threads: o.threads ?? defaultThreads(),
+    data: dataDir, tokenizer: tokenizerFile,
+    epochs, maxSteps: o.maxSteps ?? null, batchSize, gradAccum, ...cfgBase, warmupRatio,
+    weightDecay: manifest.optimizer.weightDecay, optimizer: manifest.optimizer.name, dropout: manifest.dropout.override,
+    maxLength, seed: o.seed ?? DEFAULTS.seed,
+    evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,
+    limitTrain: o.limitTrain ?? null, limitEval: o.limitEval ?? null,
+    newHead: !!o.newHead, freezeHead: manifest.selection.freezeHead,
+    totals,
+  };
+  writeConfig(runDir, cfg);
+  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: false };
+}
+
+async function prepareResume(o: TrainOptions): Promise<PreparedRun | { finished: TrainSummary }> {
+  if (!o.out) throw new ModtuneError('--resume needs --out RUN_DIR (the run folder to continue)');
+  const runDir = path.resolve(o.out);
+  if (!isRunFolder(runDir)) throw new ModtuneError(`--resume: ${o.out} is not a run folder (no config.json)`);
+  const saved = readConfig(runDir);
+  const task = getGlueTask(saved.task);
+  const mismatches = resumeMismatches(o, saved, (t) => getGlueTask(t).name);
+  if (mismatches.length) {
+    throw new ModtuneError(
+      `cannot resume ${o.out}: it was started with a different configuration: ${mismatches.join('; ')}. ` +
+        `Resume with the run's own options (just --resume --out ${o.out}) or start a new run with another --out`,
+    );
+  }
+  const finished = readSummary(runDir);
+  if (finished) return { finished };
+  const factory = getBackend(saved.backend);
+  const artifactsDir = runArtifactsDir(runDir, saved);
+  const manifest = readManifest(artifactsDir);
+  let tokenizerFile = saved.tokenizer;
+  if (!fs.existsSync(tokenizerFile) && manifest.tokenizer.file) tokenizerFile = path.join(artifactsDir, manifest.tokenizer.file);
+  const tokenizer = loadTokenizer(tokenizerFile);
+  const dataDir = o.data ? resolveGlueDir(task, { data: o.data }) : fs.existsSync(saved.data) ? saved.data : resolveGlueDir(task, {});
+  const { trainSet, devSets } = loadData(task, dataDir, tokenizer, saved.maxLength, { limitTrain: saved.limitTrain ?? undefined, limitEval: saved.limitEval ?? undefined, cacheDir: o.cacheDir });
+  const totals = computeTotals(trainSet, devSets, { batchSize: saved.batchSize, gradAccum: saved.gradAccum, epochs: saved.epochs, maxSteps: saved.maxSteps ?? undefined, warmupRatio: saved.warmupRatio });
+  if (JSON.stringify(totals) !== JSON.stringify(saved.totals)) {
+    throw new ModtuneError(`cannot resume ${o.out}: the ${task.name} data in ${dataDir} differs from the run's (${saved.totals.trainExamples} training examples then, ${totals.trainExamples} now; dev ${JSON.stringify(saved.totals.evalExamples)} then, ${JSON.stringify(totals.evalExamples)} now)`);
+  }
+  const cfg: RunConfig = {
+    ...saved,
+    artifacts: artifactsDir,
+    device: o.device ?? saved.device,
+    threads: o.threads ?? saved.threads,
+    saveEvery: o.saveEvery ?? saved.saveEvery,
+    data: dataDir,
+  };
+  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: true };
+}
+
+function loadData(task: GlueTask, dir: string, tokenizer: BertTokenizer, maxLength: number, o: Pick<TrainOptions, 'limitTrain' | 'limitEval' | 'cacheDir'>) {
+  const common = { dir, tokenizer, maxLength, cacheDir: o.cacheDir };
+  const trainSet = loadTaskSplit(task, task.trainSplit, { ...common, limit: o.limitTrain });
+  const devSets = task.devSplits.map((split) => ({ split, dataset: loadTaskSplit(task, split, { ...common, limit: o.limitEval }) }));
+  return { trainSet, devSets };
+}
+
+export function computeTotals(
+  trainSet: EncodedDataset,
+  devSets: Array<{ split: string; dataset: EncodedDataset }>,
+  o: { batchSize: number; gradAccum: number; epochs: number; maxSteps?: number; warmupRatio: number },
+): RunTotals {
+  const batchesPerEpoch = Math.ceil(trainSet.size / o.batchSize);
+  const stepsPerEpoch = Math.ceil(batchesPerEpoch / o.gradAccum);
+  const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
+  return {
+    trainExamples: trainSet.size, batchesPerEpoch, stepsPerEpoch, totalSteps,
+    warmupSteps: warmupStepsFor(o.warmupRatio, totalSteps),
+    evalExamples: Object.fromEntries(devSets.map((d) => [d.split, d.dataset.size])),
+  };
+}
