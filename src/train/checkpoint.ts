@@ -67,6 +67,8 @@ export interface WriteCheckpointOptions {
   protect?: number[];
   /** Called after each stage of the write (observability; tests use it to simulate crashes). */
   onStage?: (stage: CheckpointStage) => void;
+  /** Hugging Face shapes of the parameters (tensors are stored flat without them). */
+  shapes?: ReadonlyMap<string, number[]>;
 }
 
 export const checkpointsDir = (runDir: string) => path.join(runDir, 'checkpoints');
@@ -93,9 +95,9 @@ export function writeCheckpoint(
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp);
     const meta = { format: 'pt', step: String(ck.state.step) };
-    writeSafetensors(path.join(tmp, 'params.safetensors'), toTensors(ck.parameters), meta);
+    writeSafetensors(path.join(tmp, 'params.safetensors'), shapedTensors(ck.parameters, opts.shapes), meta);
     opts.onStage?.('params');
-    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), toTensors(ck.optimizer), meta);
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), shapedTensors(ck.optimizer, opts.shapes), meta);
     opts.onStage?.('optimizer');
     writeAtomic(path.join(tmp, 'state.json'), stateJson);
     opts.onStage?.('state');
@@ -111,8 +113,16 @@ export function writeCheckpoint(
   return final;
 }
 
-function toTensors(map: TensorMap): Map<string, { shape: number[]; data: Float32Array }> {
-  return new Map([...map].map(([k, data]) => [k, { shape: [data.length], data }]));
+/**
+ * Tensors for a safetensors file, each in its Hugging Face shape (moments take their parameter's
+ * shape) when `shapes` knows it, else flat.
+ */
+export function shapedTensors(map: TensorMap, shapes?: ReadonlyMap<string, number[]>): Map<string, { shape: number[]; data: Float32Array }> {
+  const shapeOf = (k: string, n: number) => {
+    const s = shapes?.get(k) ?? shapes?.get(k.replace(/\.(exp_avg|exp_avg_sq)$/, ''));
+    return s && s.reduce((a, b) => a * b, 1) === n ? s : [n];
+  };
+  return new Map([...map].map(([k, data]) => [k, { shape: shapeOf(k, data.length), data }]));
 }
 
 function syncDir(dir: string): void {

@@ -47,6 +47,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
 
 async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary> {
   const { runDir, cfg, manifest, task, trainSet, devSets } = run;
+  const paramShapes = new Map(manifest.parameters.map((p) => [p.name, p.shape]));
   const log = o.log ?? (() => {});
   const total = cfg.totals.totalSteps;
   const bpe = cfg.totals.batchesPerEpoch;
@@ -107,7 +108,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     const parameters = backend.getParameters();
     const bad = firstNonFinite(parameters);
     if (bad) throw nonFiniteStop(`parameter ${bad} is not finite after step ${step}`, cfg.lr, runDir, lastSaved);
-    writeCheckpoint(runDir, { state: state(), parameters, optimizer: backend.getOptimizerState() }, { protect: best ? [best.step] : [] });
+    writeCheckpoint(runDir, { state: state(), parameters, optimizer: backend.getOptimizerState() }, { protect: best ? [best.step] : [], shapes: paramShapes });
     lastSaved = step;
   };
 
@@ -141,7 +142,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
         log(`eval step ${step} (epoch ${epoch.toFixed(2)}): ${formatMetrics(metrics)}${improved ? ' [best]' : ''}`);
         // A checkpoint at every improvement keeps best/ restorable (see reconcileBest).
         if (cfg.saveEvery === null || improved || step % cfg.saveEvery === 0) save();
-        if (improved) writeBest(runDir, backend.getParameters(), best!);
+        if (improved) writeBest(runDir, backend.getParameters(), best!, paramShapes);
       }
       if (step >= total) break;
       // Checked from the saved counters too, so a run stopped early stays stopped when resumed.

@@ -1,3 +1,4 @@
+import { shapedTensors } from './checkpoint.js';
 /**
  * The run folder (see the layout in the README): config.json, metrics.jsonl, checkpoints/, best/,
  * summary.json. Every file is replaced atomically; metrics.jsonl is appended line by line and, on
@@ -121,13 +122,13 @@ export function truncateMetrics(dir: string, step: number, lastEvalStep: number)
 }
 
 /** `best/`: parameters and metrics of the best evaluation, replaced as one folder. */
-export function writeBest(dir: string, parameters: TensorMap, record: BestRecord): void {
+export function writeBest(dir: string, parameters: TensorMap, record: BestRecord, shapes?: ReadonlyMap<string, number[]>): void {
   const best = runFiles(dir).best;
   const tmp = `${best}.tmp-${process.pid}`;
   const old = `${best}.old-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  writeSafetensors(path.join(tmp, 'params.safetensors'), new Map([...parameters].map(([k, data]) => [k, { shape: [data.length], data }])), { format: 'pt', step: String(record.step) });
+  writeSafetensors(path.join(tmp, 'params.safetensors'), shapedTensors(parameters, shapes), { format: 'pt', step: String(record.step) });
   writeAtomic(path.join(tmp, 'metrics.json'), `${JSON.stringify(record, null, 2)}\n`);
   fs.rmSync(old, { recursive: true, force: true });
   if (fs.existsSync(best)) fs.renameSync(best, old);
@@ -162,8 +163,9 @@ export function reconcileBest(dir: string, best: BestRecord | null): void {
   if (onDisk && onDisk.step === best.step && fs.existsSync(path.join(files.best, 'params.safetensors'))) return;
   const source = path.join(files.checkpoints, stepDirName(best.step), 'params.safetensors');
   if (!fs.existsSync(source)) throw new ModtuneError(`${dir}: the best evaluation (step ${best.step}) has no checkpoint to restore best/ from (${source} missing)`);
-  const params = new Map([...readSafetensors(source).tensors].map(([k, t]) => [k, t.data]));
-  writeBest(dir, params, best);
+  const tensors = readSafetensors(source).tensors;
+  const params = new Map([...tensors].map(([k, t]) => [k, t.data]));
+  writeBest(dir, params, best, new Map([...tensors].map(([k, t]) => [k, t.shape])));
 }
 
 export function writeSummary(dir: string, summary: TrainSummary): void {

@@ -3,10 +3,14 @@ import { register as artifacts } from './artifacts.js';
 import { register as build } from './build.js';
 import { register as data } from './data.js';
 import { register as demo } from './demo.js';
+import { register as exportDelta } from './export.js';
+import { register as merge } from './merge.js';
+import { register as serveModel } from './serve-model.js';
+import { register as predict } from './predict.js';
 import { register as inspect } from './inspect.js';
 import { register as pull } from './pull.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, data];
+export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, exportDelta, merge, serveModel, predict, data];

@@ -52,20 +52,6 @@ import type { BackendFactory, BackendOptions, StepControl, TensorMap, TrainBacke
 /** The user input that replaces the loss-gradient seed initializer (see the file comment). */
 export const GRAD_SCALE_INPUT = 'grad_scale';
 
-/** Options this backend reads beyond `BackendOptions` (optional: it works without them, at some cost). */
-export interface OrtWebBackendOptions extends BackendOptions {
-  /**
-   * Micro-batches per update (--grad-accum). Without it the first update of K > 1 micro-batches
-   * runs its first K−1 micro-batches twice (see the file comment).
-   */
-  gradAccum?: number;
-  /**
-   * Updates already taken (a resumed run's checkpoint step). Without it the session is re-created
-   * once, at the first `trainStep`, when the trainer's step is not 1.
-   */
-  step?: number;
-}
-
 export const ortWebBackend: BackendFactory = {
   format: 'ort',
   create: (opts) => OrtWebBackend.create(opts),
@@ -121,7 +107,7 @@ export class OrtWebBackend implements TrainBackend {
   private readonly adamw: boolean;
 
   private constructor(
-    private readonly opts: OrtWebBackendOptions,
+    private readonly opts: BackendOptions,
     private readonly ort: OrtTrainingModule,
     private readonly models: { training: Uint8Array; eval: Uint8Array; optimizer: Uint8Array },
     prepared: PreparedTrainingModel,
@@ -141,8 +127,12 @@ export class OrtWebBackend implements TrainBackend {
     this.params = new Map();
   }
 
-  static async create(options: BackendOptions): Promise<OrtWebBackend> {
-    const opts = options as OrtWebBackendOptions;
+  /**
+   * `opts.gradAccum` seeds `accumulate` with 1/gradAccum (without it the first update of K > 1
+   * micro-batches runs its first K−1 micro-batches twice); `opts.step` starts the runtime's step
+   * count (without it the session is re-created at the first `trainStep` whose step is not 1).
+   */
+  static async create(opts: BackendOptions): Promise<OrtWebBackend> {
     const m = opts.manifest;
     if (opts.device === 'cuda') {
       throw new ModtuneError('--device cuda: the ort-web backend runs onnxruntime-web\'s training build, which has only the CPU (WebAssembly) provider; use --backend native --device cuda, or --device cpu');
