@@ -160,85 +160,92 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const tmp = `${out}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  const files: string[] = [];
-  const rel = (f: string) => path.relative(tmp, f);
+  try {
+    const files: string[] = [];
+    const rel = (f: string) => path.relative(tmp, f);
 
-  // Initial values and masks, Hugging Face names and layouts.
-  writeSafetensors(path.join(tmp, 'params.safetensors'), new Map(params.map((p) => [p.name, { shape: p.shape, data: p.initial }])), { format: 'pt' });
-  files.push(path.join(tmp, 'params.safetensors'));
-  const masked = params.filter((p) => p.mask);
-  if (masked.length) {
-    writeSafetensors(path.join(tmp, 'masks.safetensors'), new Map(masked.map((p) => [p.name, { shape: p.shape, data: Float32Array.from(p.mask!) }])), { format: 'pt' });
-    files.push(path.join(tmp, 'masks.safetensors'));
-  }
+    // Initial values and masks, Hugging Face names and layouts.
+    writeSafetensors(path.join(tmp, 'params.safetensors'), new Map(params.map((p) => [p.name, { shape: p.shape, data: p.initial }])), { format: 'pt' });
+    files.push(path.join(tmp, 'params.safetensors'));
+    const masked = params.filter((p) => p.mask);
+    if (masked.length) {
+      writeSafetensors(path.join(tmp, 'masks.safetensors'), new Map(masked.map((p) => [p.name, { shape: p.shape, data: Float32Array.from(p.mask!) }])), { format: 'pt' });
+      files.push(path.join(tmp, 'masks.safetensors'));
+    }
 
-  let tokenizerFile: string | null = null;
-  const tok = findTokenizer(opts);
-  if (tok) {
-    tokenizerFile = path.basename(tok).endsWith('.json') ? 'tokenizer.json' : 'vocab.txt';
-    fs.copyFileSync(tok, path.join(tmp, tokenizerFile));
-    files.push(path.join(tmp, tokenizerFile));
-  }
+    let tokenizerFile: string | null = null;
+    const tok = findTokenizer(opts);
+    if (tok) {
+      tokenizerFile = path.basename(tok).endsWith('.json') ? 'tokenizer.json' : 'vocab.txt';
+      fs.copyFileSync(tok, path.join(tmp, tokenizerFile));
+      files.push(path.join(tmp, tokenizerFile));
+    }
 
-  const paramNames = new Set(params.map((p) => p.name));
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    modtuneVersion: VERSION,
-    createdAt: new Date().toISOString(),
-    base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount },
-    task: { name: task, head, labels, headReused: headed.head.reused },
-    selection: { spec: opts.train, trainableCount: selection.trainableCount, totalCount: selection.totalCount, freezeHead: !!opts.freezeHead, seed },
-    parameters: params.map((p) => ({
-      name: p.name,
-      module: p.info.module,
-      layer: p.info.layer,
-      role: p.info.role,
-      shape: p.shape,
-      size: p.initial.length,
-      trainableEntries: p.mask ? p.mask.reduce((s, v) => s + v, 0) : p.initial.length,
-      mask: p.mask ? p.name : null,
-      weightDecay: optimizer.weightDecay !== 0 && p.decay,
-      baseInitializer: p.info.name,
-      baseTransposed: p.info.transposed,
-    })),
-    initialValues: 'params.safetensors',
-    masks: masked.length ? 'masks.safetensors' : null,
-    optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule },
-    dropout: { override: opts.dropout ?? null, rates },
-    tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength: opts.maxLength ?? 128 },
-  };
-
-  if (format === 'native' || format === 'both') {
-    const models = buildNativeModels(train, evalModel, headed.infer, params, optimizer);
-    const dir = path.join(tmp, 'native');
-    fs.mkdirSync(dir);
-    const entries = [
-      { model: models.trainStep, file: path.join(dir, 'train_step.onnx') },
-      { model: models.gradient, file: path.join(dir, 'gradient.onnx') },
-      { model: models.eval, file: path.join(dir, 'eval.onnx') },
-      { model: models.infer, file: path.join(dir, 'infer.onnx') },
-    ];
-    files.push(...saveModelsSharedWeights(entries, path.join(dir, 'weights.bin')));
-    manifest.native = {
-      trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
-      gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames),
-      eval: describeModel(models.eval, rel(entries[2]!.file), paramNames),
-      infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
-      weights: 'native/weights.bin',
+    const paramNames = new Set(params.map((p) => p.name));
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      modtuneVersion: VERSION,
+      createdAt: new Date().toISOString(),
+      base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount },
+      task: { name: task, head, labels, headReused: headed.head.reused },
+      selection: { spec: opts.train, trainableCount: selection.trainableCount, totalCount: selection.totalCount, freezeHead: !!opts.freezeHead, seed },
+      parameters: params.map((p) => ({
+        name: p.name,
+        module: p.info.module,
+        layer: p.info.layer,
+        role: p.info.role,
+        shape: p.shape,
+        size: p.initial.length,
+        trainableEntries: p.mask ? p.mask.reduce((s, v) => s + v, 0) : p.initial.length,
+        mask: p.mask ? p.name : null,
+        weightDecay: optimizer.weightDecay !== 0 && p.decay,
+        baseInitializer: p.info.name,
+        baseTransposed: p.info.transposed,
+      })),
+      initialValues: 'params.safetensors',
+      masks: masked.length ? 'masks.safetensors' : null,
+      optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule },
+      dropout: { override: opts.dropout ?? null, rates },
+      tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength: opts.maxLength ?? 128 },
     };
+
+    if (format === 'native' || format === 'both') {
+      const models = buildNativeModels(train, evalModel, headed.infer, params, optimizer);
+      const dir = path.join(tmp, 'native');
+      fs.mkdirSync(dir);
+      const entries = [
+        { model: models.trainStep, file: path.join(dir, 'train_step.onnx') },
+        { model: models.gradient, file: path.join(dir, 'gradient.onnx') },
+        { model: models.eval, file: path.join(dir, 'eval.onnx') },
+        { model: models.infer, file: path.join(dir, 'infer.onnx') },
+      ];
+      files.push(...saveModelsSharedWeights(entries, path.join(dir, 'weights.bin')));
+      manifest.native = {
+        trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
+        gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames),
+        eval: describeModel(models.eval, rel(entries[2]!.file), paramNames),
+        infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
+        weights: 'native/weights.bin',
+      };
+    }
+    if (format === 'ort' || format === 'both') {
+      const weightDecay = ortWeightDecay(params, optimizer.weightDecay);
+      const ort = writeOrtArtifacts({ train, eval: evalModel, params, optimizer: { ...optimizer, weightDecay }, lr, schedule, dir: path.join(tmp, 'ort'), weightDecayPolicy: 'decay-all' });
+      files.push(...ort.files);
+      manifest.ort = { ...ort.manifest, weightDecay };
+    }
+    writeAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    files.push(path.join(tmp, 'manifest.json'));
+    if (fs.existsSync(out)) fs.rmSync(out, { recursive: true, force: true });
+    fs.renameSync(tmp, out);
+    return { dir: out, manifest, files: files.map((f) => path.join(out, path.relative(tmp, f))) };
+  } catch (e) {
+    // A failure (an op without a gradient rule, a format that cannot express the selection, ...)
+    // leaves nothing behind, not even the temporary folder.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
-  if (format === 'ort' || format === 'both') {
-    const weightDecay = ortWeightDecay(params, optimizer.weightDecay);
-    const ort = writeOrtArtifacts({ train, eval: evalModel, params, optimizer: { ...optimizer, weightDecay }, lr, schedule, dir: path.join(tmp, 'ort'), weightDecayPolicy: 'decay-all' });
-    files.push(...ort.files);
-    manifest.ort = { ...ort.manifest, weightDecay };
-  }
-  writeAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  files.push(path.join(tmp, 'manifest.json'));
-  if (fs.existsSync(out)) fs.rmSync(out, { recursive: true, force: true });
-  fs.renameSync(tmp, out);
-  return { dir: out, manifest, files: files.map((f) => path.join(out, path.relative(tmp, f))) };
 }
 
 /** Read and check an artifacts folder's manifest. */

@@ -73,6 +73,7 @@ export function buildBackward(graph: Graph, req: BackwardRequest): BackwardResul
     for (const o of n.outputs) if (o && isFloatType(facts.dtype(o))) origin.set(o, origin.get(from)!);
   }
   const needed = (v: string) => !!v && origin.has(v) && reachesLoss.has(v);
+  checkRulesExist(order, needed, origin, req.loss);
 
   const em = new Emitter(graph, facts, Math.max(sourceOpset, 17), sourceOpset, producers);
   const acc = new Accumulator(em);
@@ -86,11 +87,7 @@ export function buildBackward(graph: Graph, req: BackwardRequest): BackwardResul
     if (!dys.some(Boolean)) continue;
     if (isNonDifferentiable(n.opType, n.domain)) continue;
     const rule = gradientRule(n.opType, n.domain);
-    if (!rule) {
-      const blocked = origin.get(n.inputs.find((i, j) => need[j])!)!;
-      const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
-      throw new ModtuneError(`no gradient rule for op '${op}' (node '${n.name}') on the path to parameter '${blocked}'`);
-    }
+    if (!rule) throw missingRule(n, origin.get(n.inputs.find((i, j) => need[j])!)!);
     const grads = rule(new RuleContext(em, n, dys, need));
     grads.forEach((g, j) => {
       if (g && need[j]) acc.contribute(n.inputs[j]!, g);
@@ -104,6 +101,28 @@ export function buildBackward(graph: Graph, req: BackwardRequest): BackwardResul
     gradients.set(w, acc.finish(w, name) ?? zerosNamed(em, w, name));
   }
   return { gradients, nodes: em.created };
+}
+
+/**
+ * Every op the gradient flows through needs a rule. Checked before any rule runs: an op without one
+ * (a custom-domain op, say) also leaves its outputs' shapes unknown, and a rule further down the
+ * loss side would otherwise fail first with a message about an unknown rank instead of naming it.
+ */
+function checkRulesExist(order: Node[], needed: (v: string) => boolean, origin: Map<string, string>, loss: string): void {
+  const flows = new Set([loss]); // values the loss's gradient reaches through differentiable ops
+  for (let k = order.length - 1; k >= 0; k--) {
+    const n = order[k]!;
+    if (isNonDifferentiable(n.opType, n.domain) || !n.outputs.some((o) => o && flows.has(o))) continue;
+    const j = n.inputs.findIndex((i) => needed(i));
+    if (j < 0) continue;
+    if (!gradientRule(n.opType, n.domain)) throw missingRule(n, origin.get(n.inputs[j]!)!);
+    for (const i of n.inputs) if (needed(i)) flows.add(i);
+  }
+}
+
+function missingRule(n: Node, parameter: string): ModtuneError {
+  const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+  return new ModtuneError(`no gradient rule for op '${op}' (node '${n.name}') on the path to parameter '${parameter}'`);
 }
 
 function checkLoss(facts: ValueFacts, loss: string): void {

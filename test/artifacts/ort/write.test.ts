@@ -70,12 +70,16 @@ describe('ort/ folder of an artifacts directory', () => {
     await s.release();
   });
 
-  it('refuses what the ORT format cannot express, with the flag to change', () => {
+  it('uses one group-wide weight decay only where it is exact, and refuses a schedule it cannot bake', () => {
     const model = baseModel();
     const base = { model, train: 'attention@1', numLabels: 2, format: 'ort' as const, force: true };
-    expect(() => generateArtifacts({ ...base, out: path.join(tmpDir(), 'a'), totalSteps: 10, weightDecay: 0.01 })).toThrow(
-      /--format ort: ORT's optimizer applies one weight decay to all trainable parameters, but '.*query.weight' decays and '.*query.bias' \(bias\/LayerNorm\) does not/,
-    );
+    // Mixed selection (weights decay, biases do not): ORT's single group gets no decay, and says so.
+    const mixed = generateArtifacts({ ...base, out: path.join(tmpDir(), 'a'), totalSteps: 10, weightDecay: 0.01 });
+    expect(mixed.manifest.ort?.weightDecay).toBe(0);
+    expect(mixed.manifest.optimizer.weightDecay).toBe(0.01);
+    // Every selected parameter decays under Hugging Face's rule: the group decays exactly.
+    const uniform = generateArtifacts({ ...base, train: 'attention@1:weight', freezeHead: true, out: path.join(tmpDir(), 'u'), totalSteps: 10, weightDecay: 0.01 });
+    expect(uniform.manifest.ort?.weightDecay).toBe(0.01);
     expect(() => generateArtifacts({ ...base, out: path.join(tmpDir(), 'b'), weightDecay: 0 })).toThrow(/the number of steps must be known now; pass --total-steps/);
     // SGD is available (through AdamWOptimizer).
     const ok = generateArtifacts({ ...base, out: path.join(tmpDir(), 'c'), optimizer: 'sgd', lrSchedule: 'constant', weightDecay: 0 });
