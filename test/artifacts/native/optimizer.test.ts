@@ -25,9 +25,9 @@ async function updateSession(cfg: OptimizerConfig, mask?: Float32Array) {
 async function runTrace(cfg: OptimizerConfig, mask?: Float32Array) {
   const { session, st } = await updateSession(cfg, mask);
   const shape = ref.shape as number[];
-  let p = Float32Array.from(ref.initial as number[]);
-  let m = new Float32Array(p.length);
-  let v = new Float32Array(p.length);
+  let p: Float32Array = Float32Array.from(ref.initial as number[]);
+  let m: Float32Array = new Float32Array(p.length);
+  let v: Float32Array = new Float32Array(p.length);
   const trace: { param: Float32Array; m: Float32Array; v: Float32Array }[] = [];
   for (let t = 0; t < ref.grads.length; t++) {
     const feeds: Record<string, ort.Tensor> = {
