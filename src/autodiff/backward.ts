@@ -1,3 +1,5 @@
+import { findErfGelus } from './patterns/erf-gelu.js';
+import { geluGrad } from './rules/gelu.js';
 import { ModtuneError } from '../errors.js';
 import { dataTypeName } from '../onnx/dtype.js';
 import { A, Graph, Node, ValueInfo } from '../onnx/graph.js';
@@ -79,8 +81,25 @@ export function buildBackward(graph: Graph, req: BackwardRequest): BackwardResul
   const acc = new Accumulator(em);
   acc.contribute(req.loss, seed(em, req, facts));
 
+  // Composite patterns whose backward needs only their input (see patterns/erf-gelu.ts).
+  const consumers = new Map<string, Node[]>();
+  for (const n of graph.nodes) for (const i of n.inputs) if (i) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(n);
+  const geluByTail = new Map(findErfGelus(order, facts, producers, consumers).map((p) => [p.tail, p]));
+  const covered = new Set<Node>();
+
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k]!;
+    if (covered.has(n)) continue;
+    const gelu = geluByTail.get(n);
+    if (gelu) {
+      for (const m of gelu.interior) covered.add(m);
+      const dy = acc.total(n.outputs[0]!);
+      if (!dy || !needed(gelu.x)) continue;
+      const asGelu: Node = { name: n.name, opType: 'Gelu', domain: '', inputs: [gelu.x], outputs: [n.outputs[0]!], attrs: { approximate: { type: 'string', value: 'none' } } };
+      const [gx] = geluGrad(new RuleContext(em, asGelu, [dy], [true]));
+      if (gx) acc.contribute(gelu.x, gx);
+      continue;
+    }
     const need = n.inputs.map(needed);
     if (!need.some(Boolean)) continue;
     const dys = n.outputs.map((o) => (o ? acc.total(o) : undefined));

@@ -154,3 +154,26 @@ describe('buildBackward', () => {
     expect(count(nodes, 'MatMul')).toBe(3);
   });
 });
+
+describe('erf-GELU pattern', () => {
+  it('differentiates the whole pattern from its input, so no backward node reads its intermediates', async () => {
+    const { buildBert, presetConfig } = await import('../../src/bert/index.js');
+    const { buildBackward } = await import('../../src/autodiff/index.js');
+    const cfg = { ...presetConfig('bert-tiny'), vocabSize: 50, numHiddenLayers: 1, hiddenSize: 16, intermediateSize: 32, numAttentionHeads: 2, maxPositionEmbeddings: 16 };
+    const m = buildBert({ config: cfg, seed: 3, numLabels: 2 });
+    const g = m.graph;
+    const erf = g.nodes.find((n) => n.opType === 'Erf')!;
+    const interior = new Set<string>([erf.inputs[0]!, erf.outputs[0]!]);
+    const add = g.consumers(erf.outputs[0]!)[0]!;
+    interior.add(add.outputs[0]!);
+    const mul = g.consumers(add.outputs[0]!)[0]!;
+    interior.add(mul.outputs[0]!);
+    const forward = new Set(g.nodes);
+    // Loss: sum of logits, enough to pull a gradient through the FFN.
+    const loss = g.addNode({ opType: 'ReduceSum', inputs: [g.outputs[0]!.name], attrs: { keepdims: { type: 'int', value: 0 } } }).outputs[0]!;
+    const { gradients, nodes } = buildBackward(g, { loss, wrt: ['bert.embeddings.LayerNorm.weight'] });
+    expect(gradients.has('bert.embeddings.LayerNorm.weight')).toBe(true);
+    const readers = nodes.filter((n) => !forward.has(n) && n.inputs.some((i) => interior.has(i)));
+    expect(readers.map((n) => n.name)).toEqual([]);
+  });
+});
