@@ -4,3 +4,4 @@ import { saveModel } from '../../src/onnx/io.js';
 
 const [preset, out] = process.argv.slice(2);
 saveModel(buildBert({ config: presetConfig(preset!), seed: 0, perturbLayerNorm: true }), out!);
+process.stdout.write(JSON.stringify({ preset, out }) + "\n");

@@ -20,7 +20,8 @@ export interface Schedule {
 export function learningRate(step: number, s: Schedule): number {
   if (!Number.isInteger(step) || step < 1) throw new ModtuneError(`learning-rate schedule: step must be an integer ≥ 1, got ${step}`);
   const k = step - 1;
-  if (k < s.warmupSteps) return (s.peak * k) / Math.max(1, s.warmupSteps);
+  // peak × (k / W), the order Hugging Face and the ort optimizer graph use, so both agree to the bit.
+  if (k < s.warmupSteps) return s.peak * (k / Math.max(1, s.warmupSteps));
   if (s.kind === 'constant') return s.peak;
   return s.peak * Math.max(0, (s.totalSteps - k) / Math.max(1, s.totalSteps - s.warmupSteps));
 }
@@ -28,5 +29,6 @@ export function learningRate(step: number, s: Schedule): number {
 /** Warmup steps for a ratio of the run (rounded up, as Hugging Face does). */
 export function warmupStepsFor(ratio: number, totalSteps: number): number {
   if (!(ratio >= 0 && ratio <= 1)) throw new ModtuneError(`--warmup-ratio must be between 0 and 1, got ${ratio}`);
-  return Math.ceil(ratio * totalSteps);
+  // ceil as Hugging Face's Trainer does, but not of float noise: 0.07 × 100 is 7.000000000000001.
+  return Math.max(0, Math.ceil(ratio * totalSteps - 1e-9));
 }

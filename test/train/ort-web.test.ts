@@ -24,8 +24,8 @@ import type { BertConfig } from '../../src/bert/config.js';
 import type { Batch } from '../../src/data/batching.js';
 import { saveModel } from '../../src/onnx/io.js';
 import { NativeBackend } from '../../src/train/backends/native.js';
-import { bakedScheduleProblem, OrtWebBackend, type OrtWebBackendOptions } from '../../src/train/backends/ort-web.js';
-import type { TensorMap, TrainBackend } from '../../src/train/backends/types.js';
+import { bakedScheduleProblem, OrtWebBackend } from '../../src/train/backends/ort-web.js';
+import type { BackendOptions, TensorMap, TrainBackend } from '../../src/train/backends/types.js';
 import { learningRate, type Schedule } from '../../src/train/schedule.js';
 import { Rng } from '../../src/util/random.js';
 import { tmpDir } from '../helpers/paths.js';
@@ -136,7 +136,7 @@ async function devPredictions(b: TrainBackend): Promise<{ argmax: number[]; loss
   return { argmax, losses, logits };
 }
 
-const options = (a: { dir: string; manifest: Manifest }, extra: Partial<OrtWebBackendOptions> = {}): OrtWebBackendOptions =>
+const options = (a: { dir: string; manifest: Manifest }, extra: Partial<BackendOptions> = {}): BackendOptions =>
   ({ artifactsDir: a.dir, manifest: a.manifest, device: 'cpu', threads: 1, ...extra });
 
 beforeAll(() => {
@@ -298,6 +298,47 @@ describe('ort-web backend', () => {
     // Once the moments exist only in the runtime, it cannot jump to another step.
     await expect(ortZero.trainStep(trainBatches[0]!, control(3))).rejects.toThrow(/the trainer asks for update 3, but the runtime has taken 20 updates and its AdamW moments cannot be read back/);
     for (const b of [native, resumed, nativeZero, ortZero]) await b.release();
+  });
+
+  it('trains regression heads (float scores) like the native backend', async () => {
+    const dir = path.join(tmpDir('modtune-ortweb-'), 'artifacts');
+    const { manifest } = generateArtifacts({
+      model: baseModel, out: dir, train: 'layernorm', regression: true, format: 'both', lr: LR, lrSchedule: 'linear',
+      warmupSteps: schedule.warmupSteps, totalSteps: STEPS, weightDecay: 0, dropout: 0, seed: 2, newHead: true,
+    });
+    const a = { dir, manifest };
+    const scored = (b: Batch): Batch => ({ ...b, labels: Float32Array.from(b.labels as BigInt64Array, (y) => Number(y) * 4 - 2) });
+    const native = await NativeBackend.create(options(a));
+    const ortWeb = await OrtWebBackend.create(options(a));
+    for (let s = 1; s <= 5; s++) {
+      const [l1, l2] = [(await native.trainStep(scored(trainBatches[s - 1]!), control(s))).loss, (await ortWeb.trainStep(scored(trainBatches[s - 1]!), control(s))).loss];
+      expect(Math.abs(l1 - l2) / l1).toBeLessThanOrEqual(1e-4);
+    }
+    const [en, eo] = [await native.evaluate(scored(devBatches[0]!)), await ortWeb.evaluate(scored(devBatches[0]!))];
+    expect(eo.logits).toHaveLength(16);
+    expect(Math.abs(eo.loss - en.loss) / en.loss).toBeLessThanOrEqual(1e-4);
+    expect(maxDiff(native.getParameters(), ortWeb.getParameters())).toBeLessThanOrEqual(PARAM_TOL);
+    // Class indices for a regression head are refused by name.
+    await expect(ortWeb.evaluate(devBatches[0]!)).rejects.toThrow(/labels are scores \(float32\) but the data has class indices; the artifacts were built for regression/);
+    await native.release();
+    await ortWeb.release();
+  });
+
+  it('leaves the state as it was when the loss is not finite', async () => {
+    // SGD at an absurd rate: the first update overflows the LayerNorm weights, the next loss is NaN.
+    const dir = path.join(tmpDir('modtune-ortweb-'), 'artifacts');
+    const { manifest } = generateArtifacts({ model: baseModel, out: dir, train: 'layernorm', numLabels: 2, format: 'ort', optimizer: 'sgd', lr: 1e30, lrSchedule: 'constant', weightDecay: 0, dropout: 0 });
+    const ortWeb = await OrtWebBackend.create(options({ dir, manifest }));
+    const sgd = (step: number) => ({ learningRate: 1e30, step, gradScale: 1 });
+    expect(Number.isFinite((await ortWeb.trainStep(trainBatches[0]!, sgd(1))).loss)).toBe(true);
+    const broken = copy(ortWeb.getParameters());
+    expect([...broken.values()].some((v) => v.some((x) => !Number.isFinite(x)))).toBe(true);
+    const bytes = (m: TensorMap) => Buffer.concat([...m.values()].map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)));
+    expect((await ortWeb.accumulate(rows(trainBatches[1]!, 0, 4))).loss).toBeNaN();
+    expect((await ortWeb.trainStep(rows(trainBatches[1]!, 4, 8), sgd(2))).loss).toBeNaN();
+    expect(bytes(ortWeb.getParameters()).equals(bytes(broken))).toBe(true);
+    expect(bytes(copy(new Map([['all', await ortWeb.allParameters()]]))).subarray(0, bytes(broken).length).equals(bytes(broken))).toBe(true);
+    await ortWeb.release();
   });
 
   it('refuses a learning rate other than the baked schedule, CUDA, and artifacts without ORT models', async () => {

@@ -28,6 +28,7 @@ describe('learning-rate schedule', () => {
   it('warmup steps round up like Hugging Face, and bad input is refused', () => {
     expect(warmupStepsFor(0.1, 25)).toBe(3);
     expect(warmupStepsFor(0, 25)).toBe(0);
+    expect(warmupStepsFor(0.07, 100)).toBe(7); // not 8: 0.07 × 100 is 7.000000000000001 in floats
     expect(() => warmupStepsFor(1.5, 10)).toThrow(/--warmup-ratio/);
     expect(() => learningRate(0, { kind: 'linear', peak: 1, warmupSteps: 0, totalSteps: 1 })).toThrow(/step must be an integer ≥ 1/);
   });
