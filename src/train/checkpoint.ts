@@ -39,6 +39,11 @@ export interface CheckpointState {
   best: BestRecord | null;
   /** Metrics of the latest evaluation (flattened across dev splits), or null before the first. */
   metrics: Record<string, number> | null;
+  /**
+   * False when the optimizer state could not be saved exactly (the ort-web backend cannot read
+   * AdamW's moments back from ONNX Runtime's training runtime): a resume restarts them from zero.
+   */
+  optimizerStateExact?: boolean;
   progress: {
     /** Step of the latest completed evaluation (0: none). */
     lastEvalStep: number;

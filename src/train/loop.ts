@@ -59,6 +59,9 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     truncateMetrics(runDir, ck?.state.step ?? 0, ck?.state.progress.lastEvalStep ?? 0);
     reconcileBest(runDir, ck?.state.best ?? null);
     log(ck ? `resuming ${runDir} from step ${ck.state.step} of ${total}` : `resuming ${runDir} from the start (no checkpoint was written)`);
+    if (ck && ck.state.optimizerStateExact === false) {
+      log('note: this checkpoint holds no AdamW moments (the ort-web backend cannot read them back from ONNX Runtime); they restart from zero, while the step and the learning-rate schedule continue');
+    }
   }
 
   const loader: BatchLoader = makeBatches(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }, ck?.state.data);
@@ -102,6 +105,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
 
   const state = (): CheckpointState => ({
     version: 1, step, epoch: epochNow(), data: loader.getState(), rng: { data: loader.getState().rng }, best, metrics: lastMetrics,
+    optimizerStateExact: backend.optimizerStateExact ?? true,
     progress: { lastEvalStep, evalsSinceBest, elapsedSec: elapsed(), trainSec, examples },
   });
   const save = () => {

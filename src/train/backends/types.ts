@@ -44,6 +44,8 @@ export interface BackendOptions {
  */
 export interface TrainBackend {
   readonly name: BackendName;
+  /** False once the optimizer state can no longer be read back exactly (see ort-web); default true. */
+  readonly optimizerStateExact?: boolean;
   /** Forward and backward on a micro-batch; its gradient waits for the next `trainStep`. */
   accumulate(batch: Batch): Promise<{ loss: number }>;
   /**
