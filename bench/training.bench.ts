@@ -5,12 +5,29 @@
  * generation time and peak RSS; native train-step time at batch 32×128 and 8×128; inference
  * forward time on the same batches; the ratios layernorm/full and step/forward. Every measurement
  * runs in its own child process (its peak RSS is its own), side by side in this one run.
- * Env: BENCH_MODELS=bert-mini,bert-base  BENCH_STEPS=6  BENCH_THREADS=2
+ * With Debian's python3-torch present, PyTorch runs the same configuration right after ours
+ * (scripts/torch_baseline_bench.py, 2 threads) and the speed-up is reported next to it.
+ * Env: BENCH_MODELS=bert-mini,bert-base  BENCH_STEPS=6  BENCH_THREADS=2  BENCH_TORCH=0 (skip PyTorch)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runWorker } from './child.js';
+import { spawnSync } from 'node:child_process';
+import { ROOT, runWorker } from './child.js';
+
+const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+
+/** PyTorch's numbers for one configuration, from scripts/torch_baseline_bench.py, or null without torch. */
+function torchRun(cfg: Record<string, unknown>): Record<string, number> | null {
+  if (process.env.BENCH_TORCH === '0') return null;
+  const env = { ...process.env, OMP_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' };
+  const r = spawnSync(PYTHON, [path.join(ROOT, 'scripts/torch_baseline_bench.py'), JSON.stringify({ ...cfg, seq: 128 })], { cwd: ROOT, env, encoding: 'utf8', timeout: 30 * 60_000 });
+  if (r.status !== 0) {
+    process.stderr.write(`bench: PyTorch baseline unavailable (${(r.stderr || r.error?.message || '').trim().split('\n').pop()})\n`);
+    return null;
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
 
 interface StepResult { stepMsMedian: number; examplesPerSec: number; peakRssMB: number; loss?: number }
 
@@ -32,12 +49,24 @@ export async function run(): Promise<object> {
         (entry.generate as Record<string, unknown>)[spec] = { ...g, peakRssOverModel: +(g.peakRssMB / modelMB).toFixed(2) };
         for (const batch of ['32', '8']) {
           const r = runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads]);
-          (entry.train as Record<string, unknown>)[`${spec}@${batch}x128`] = r;
+          const t = torchRun({ model: preset, mode: 'train', selection: spec, batch: Number(batch) });
+          (entry.train as Record<string, unknown>)[`${spec}@${batch}x128`] = {
+            ...r,
+            stepMs: undefined,
+            pytorch: t && { examplesPerSec: t.examplesPerSec, stepMsMedian: t.stepMsMedian, peakRssMB: t.peakRssMB },
+            speedupOverPytorch: t ? +(r.examplesPerSec / t.examplesPerSec!).toFixed(2) : null,
+          };
         }
       }
       for (const batch of ['32', '8']) {
         const r = runWorker<StepResult>('native-step.ts', [path.join(work, `${preset}-layernorm`), 'infer', batch, '128', steps, threads]);
-        (entry.inference as Record<string, unknown>)[`${batch}x128`] = r;
+        const t = batch === '32' ? torchRun({ model: preset, mode: 'inference', batch: 32 }) : null;
+        (entry.inference as Record<string, unknown>)[`${batch}x128`] = {
+          ...r,
+          stepMs: undefined,
+          pytorch: t && { forwardMsMedian: t.forwardMsMedian, peakRssMB: t.peakRssMB },
+          speedupOverPytorch: t ? +(t.forwardMsMedian! / r.stepMsMedian).toFixed(2) : null,
+        };
       }
       const tr = entry.train as Record<string, StepResult>;
       const inf = entry.inference as Record<string, StepResult>;
