@@ -84,19 +84,23 @@ export interface Manifest {
     /** The frozen weights, stored once and shared by the four models as ONNX external data. */
     weights: string;
   };
-  ort?: {
-    training: string;
-    eval: string;
-    optimizer: string;
-    checkpoint: string;
-    /** Parameter order of getContiguousParameters(true). */
-    trainableOrder: string[];
-    userInputs: string[];
-    userOutputs: string[];
+  ort?: OrtFiles & {
     /**
      * The one weight decay ORT's optimizer applies to all trainable parameters: the requested value
      * when every selected parameter decays under Hugging Face's rule, else 0.
      */
     weightDecay: number;
   };
+}
+
+/** The ORT on-device-training artifacts of a folder (paths relative to it). */
+export interface OrtFiles {
+  training: string;
+  eval: string;
+  optimizer: string;
+  checkpoint: string;
+  /** Parameter order of getContiguousParameters(true). */
+  trainableOrder: string[];
+  userInputs: string[];
+  userOutputs: string[];
 }

@@ -4,6 +4,7 @@
  * relative to the data that follows), then the tensor bytes. Files are untrusted: every length and
  * offset is checked before anything is read.
  */
+import { writePiecesAtomic } from '../onnx/io.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
@@ -234,21 +235,7 @@ export function writeSafetensors(
   prefix.writeBigUInt64LE(BigInt(headerBytes.byteLength));
 
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const chunk of [prefix, headerBytes, ...payloads]) {
-      let done = 0;
-      while (done < chunk.byteLength) done += fs.writeSync(fd, chunk, done, chunk.byteLength - done);
-    }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  writePiecesAtomic(file, [prefix, headerBytes, ...payloads]);
 }
 
 function encodeFloats(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {

@@ -359,17 +359,7 @@ export function saveModel(model: Model, file: string, opts: SaveOptions = {}): s
 
 /** Write to a temp file in the same folder, fsync, then rename: readers never see a partial file. */
 export function writeAtomic(file: string, data: Uint8Array | string): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let done = 0;
-    while (done < buf.byteLength) done += fs.writeSync(fd, buf, done, buf.byteLength - done);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writePiecesAtomic(file, [typeof data === 'string' ? Buffer.from(data) : data]);
 }
 
 type Placement = (t: Tensor) => { location: string; offset: number; length: number } | undefined;
@@ -508,10 +498,18 @@ function writeModelStreaming(file: string, model: Model): void {
     graphLength += prefix[0]!.byteLength + prefix[1]!.byteLength + length;
   }
   const all = [modelHead, Uint8Array.of((7 << 3) | WIRE_LEN), varint(graphLength), graphHead, ...pieces]; // ModelProto.graph = 7
+  writePiecesAtomic(file, all);
+}
+
+/**
+ * Write `pieces` one after another to a temporary file beside `file`, fsync, then rename it into
+ * place: readers never see a partial file, and a failure leaves no temporary behind.
+ */
+export function writePiecesAtomic(file: string, pieces: Iterable<Uint8Array>): void {
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    for (const piece of all) {
+    for (const piece of pieces) {
       let done = 0;
       while (done < piece.byteLength) done += fs.writeSync(fd, piece, done, piece.byteLength - done);
     }

@@ -12,6 +12,7 @@
  * sessions then share one copy and the model files stay small. Smaller constants stay in the
  * models.
  */
+import type { OrtFiles } from '../manifest.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../../errors.js';
@@ -36,16 +37,7 @@ export const ORT_FILES = {
 /** Frozen float initializers at least this big become frozen checkpoint parameters. */
 export const FROZEN_MIN_BYTES = 1024;
 
-export interface OrtArtifactsManifest {
-  training: string;
-  eval: string;
-  optimizer: string;
-  checkpoint: string;
-  /** Parameter order of getContiguousParameters(true). */
-  trainableOrder: string[];
-  userInputs: string[];
-  userOutputs: string[];
-}
+export type OrtArtifactsManifest = OrtFiles;
 
 export interface WriteOrtArtifactsOptions {
   /** Headed train model (dropout on, outputs loss and logits), trainable parameters exposed as graph inputs. */
