@@ -23,7 +23,7 @@ interface ArtifactFlags {
   tokenizer?: string;
   maxLength?: string;
   seed?: string;
-  out: string;
+  out?: string;
   force?: boolean;
 }
 
@@ -50,14 +50,14 @@ export function register(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer.json or vocab.txt to record (default: one beside the model)')
     .option('--max-length <n>', 'maximum sequence length recorded for the tokenizer', '128')
     .option('--seed <n>', 'seed for a new head and random= selections', '42')
-    .requiredOption('--out <dir>', 'output folder')
+    .option('--out <dir>', 'output folder (default artifacts/<model>-<selection>)')
     .option('--force', 'replace the output folder if it exists')
     .action((model: string, f: ArtifactFlags) => {
       const t0 = performance.now();
       const r = generateArtifacts({
         model,
         train: f.train,
-        out: f.out,
+        out: f.out ?? defaultOut(model, f.train),
         task: f.task,
         numLabels: intFlag('--num-labels', f.numLabels, 2),
         regression: f.regression,
@@ -99,4 +99,10 @@ export function formatBytes(n: number): string {
 export function displayPath(p: string): string {
   const rel = path.relative(process.cwd(), p);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : p;
+}
+
+/** `artifacts/<model file stem>-<selection spec, made file-name safe>`. */
+export function defaultOut(model: string, spec: string): string {
+  const stem = path.basename(model).replace(/\.onnx$/i, '');
+  return path.join('artifacts', `${stem}-${spec.replace(/[^A-Za-z0-9@.=-]+/g, '_')}`);
 }

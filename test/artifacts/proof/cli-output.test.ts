@@ -84,3 +84,11 @@ describe('modtune artifacts output', () => {
     expect(lines).toContain(`trainable: ${run.trainable.toLocaleString('en-US')} of ${totalParameters.toLocaleString('en-US')} (${share < 1 ? share.toFixed(3) : share.toFixed(2)}%)`);
   });
 });
+
+describe('default output folder', () => {
+  it('is artifacts/<model>-<selection>, with the spec made file-name safe', async () => {
+    const { defaultOut } = await import('../../../src/cli/commands/artifacts.js');
+    expect(defaultOut('/m/bert-tiny.onnx', 'layernorm@last')).toBe(path.join('artifacts', 'bert-tiny-layernorm@last'));
+    expect(defaultOut('x.ONNX', 'layernorm:top=5%,bias')).toBe(path.join('artifacts', 'x-layernorm_top=5_bias'));
+  });
+});
