@@ -174,7 +174,7 @@ export const SAMPLE: Batch = {
   tokenTypeIds: [[0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1]],
 };
 
-/** The four commands of this area registered on the CLI (the command list is wired elsewhere). */
+/** The CLI with this area's four commands (registered in src/cli/commands/index.ts; added here only if absent). */
 const ENTRY = `
 import { commands } from './src/cli/commands/index.ts';
 import { register as exportCmd } from './src/cli/commands/export.ts';

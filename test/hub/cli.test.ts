@@ -7,7 +7,7 @@ import { buildBert, parseHfConfig, toHfConfig, weightsFromModel, writeSafetensor
 import { ROOT, tmpDir } from '../helpers/paths.js';
 import { FakeHub } from './server.js';
 
-/** Runs main() with the pull command registered (the lead wires commands into the list). */
+/** Runs the real CLI entry (main) in a child process; the pull command is registered in src/cli/commands/index.ts. */
 const ENTRY = `
 import { commands } from './src/cli/commands/index.ts';
 import { register } from './src/cli/commands/pull.ts';
