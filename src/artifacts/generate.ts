@@ -187,7 +187,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       version: MANIFEST_VERSION,
       modtuneVersion: VERSION,
       createdAt: new Date().toISOString(),
-      base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount },
+      base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount, vocabSize: structure.vocabSize },
       task: { name: task, head, labels, headReused: headed.head.reused },
       selection: { spec: opts.train, trainableCount: selection.trainableCount, totalCount: selection.totalCount, freezeHead: !!opts.freezeHead, seed },
       parameters: params.map((p) => ({

@@ -12,6 +12,7 @@ import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
 import { resolveGlueDir } from '../data/paths.js';
 import { formatSubmission } from '../data/submission.js';
 import { loadTokenizer } from '../data/tokenizer.js';
+import { checkVocabulary } from './prepare.js';
 import { writeAtomic } from '../onnx/io.js';
 import { getBackend, readInitialParameters, type Device, type TensorMap } from './backends/index.js';
 import { checkpointsDir, latestCheckpointStep, listCheckpoints, stepDirName } from './checkpoint.js';
@@ -94,7 +95,7 @@ export async function evaluateRun(o: EvaluateRunOptions): Promise<EvaluateRunRes
     if (!o.tokenizer && manifest.tokenizer.file) tokenizerFile = path.join(artifactsDir, manifest.tokenizer.file);
   }
   if (!tokenizerFile) throw new ModtuneError(`the artifacts in ${artifactsDir} name no tokenizer; pass --tokenizer PATH (tokenizer.json or vocab.txt)`);
-  const tokenizer = loadTokenizer(tokenizerFile);
+  const tokenizer = checkVocabulary(loadTokenizer(tokenizerFile), tokenizerFile, manifest);
   const maxLength = o.maxLength ?? cfg?.maxLength ?? manifest.tokenizer.maxLength ?? DEFAULTS.maxLength;
   const dataDir = o.data ? resolveGlueDir(task, { data: o.data }) : cfg && fs.existsSync(cfg.data) ? cfg.data : resolveGlueDir(task, {});
   const batchSize = o.batchSize ?? cfg?.batchSize ?? DEFAULTS.batchSize;

@@ -97,6 +97,7 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
 
   const maxLength = o.maxLength ?? manifest?.tokenizer.maxLength ?? DEFAULTS.maxLength;
   const tokenizer = loadTokenizer(tokenizerFile);
+  if (manifest) checkVocabulary(tokenizer, tokenizerFile, manifest);
   const dataDir = resolveGlueDir(task, { data: o.data });
   const { trainSet, devSets } = loadData(task, dataDir, tokenizer, maxLength, o);
 
@@ -124,6 +125,7 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
         dropout: o.dropout, newHead: o.newHead, freezeHead: o.freezeHead, tokenizer: tokenizerFile, maxLength,
         seed: o.seed ?? DEFAULTS.seed, force: true,
       }).manifest;
+      checkVocabulary(tokenizer, tokenizerFile, manifest);
     } catch (e) {
       fs.rmSync(runDir, { recursive: true, force: true });
       if (e instanceof ModtuneError && /classification head/.test(e.message)) {
@@ -172,7 +174,7 @@ async function prepareResume(o: TrainOptions): Promise<PreparedRun | { finished:
   const manifest = readManifest(artifactsDir);
   let tokenizerFile = saved.tokenizer;
   if (!fs.existsSync(tokenizerFile) && manifest.tokenizer.file) tokenizerFile = path.join(artifactsDir, manifest.tokenizer.file);
-  const tokenizer = loadTokenizer(tokenizerFile);
+  const tokenizer = checkVocabulary(loadTokenizer(tokenizerFile), tokenizerFile, manifest);
   const dataDir = o.data ? resolveGlueDir(task, { data: o.data }) : fs.existsSync(saved.data) ? saved.data : resolveGlueDir(task, {});
   const { trainSet, devSets } = loadData(task, dataDir, tokenizer, saved.maxLength, { limitTrain: saved.limitTrain ?? undefined, limitEval: saved.limitEval ?? undefined, cacheDir: o.cacheDir });
   const totals = computeTotals(trainSet, devSets, { batchSize: saved.batchSize, gradAccum: saved.gradAccum, epochs: saved.epochs, maxSteps: saved.maxSteps ?? undefined, warmupRatio: saved.warmupRatio });
@@ -210,4 +212,16 @@ export function computeTotals(
     warmupSteps: warmupStepsFor(o.warmupRatio, totalSteps),
     evalExamples: Object.fromEntries(devSets.map((d) => [d.split, d.dataset.size])),
   };
+}
+
+/**
+ * A tokenizer with more entries than the model has embedding rows would feed ids the model cannot
+ * look up: refuse it before training rather than fail inside ONNX Runtime.
+ */
+export function checkVocabulary(tokenizer: BertTokenizer, file: string, manifest: Manifest): BertTokenizer {
+  const rows = manifest.base.vocabSize;
+  if (rows !== undefined && tokenizer.vocabSize > rows) {
+    throw new ModtuneError(`${file}: the tokenizer has ${tokenizer.vocabSize} entries but the model's word embeddings have ${rows} rows; use the tokenizer the model was trained with (--tokenizer)`);
+  }
+  return tokenizer;
 }

@@ -13,9 +13,9 @@ export const ENTRY = path.join(ROOT, 'test/train/cli-entry.ts');
  * A tiny BERT (hidden 32, 2 layers) with the bert-base-uncased vocabulary size, so the shared
  * vocab.txt tokenizes for it. Written with vocab.txt beside it, so `train` finds the tokenizer.
  */
-export function writeTinyModel(dir: string, opts: { numLabels?: number; regression?: boolean; seed?: number; tokenizerBeside?: boolean } = {}): string {
+export function writeTinyModel(dir: string, opts: { numLabels?: number; regression?: boolean; seed?: number; tokenizerBeside?: boolean; vocabSize?: number } = {}): string {
   const config = parseHfConfig({
-    model_type: 'bert', vocab_size: 30522, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2,
+    model_type: 'bert', vocab_size: opts.vocabSize ?? 30522, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2,
     intermediate_size: 64, max_position_embeddings: 128, type_vocab_size: 2,
   }, 'tiny-config.json');
   const model = buildBert({ config, seed: opts.seed ?? 1, numLabels: opts.regression ? undefined : (opts.numLabels ?? 2), regression: opts.regression });

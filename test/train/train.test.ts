@@ -264,6 +264,14 @@ describe('train: bad input fails before anything is written', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it('refuses a tokenizer with more entries than the model has embedding rows, before any run folder exists', async () => {
+    const out = path.join(tmpDir(), 'run');
+    const small = writeTinyModel(tmpDir(), { vocabSize: 1000, tokenizerBeside: false });
+    expect(await fails({ model: small, train: 'layernorm', task: 'sst2', tokenizer: VOCAB, out }))
+      .toMatch(/vocab\.txt: the tokenizer has 30522 entries but the model's word embeddings have 1000 rows/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('--device cuda without ONNX Runtime\'s CUDA provider says how to install it', async () => {
     const providers = path.join(path.dirname(fileOf('onnxruntime-node')), '..', 'bin');
     const hasCuda = fs.existsSync(providers) && fs.readdirSync(providers, { recursive: true }).some((f) => String(f).includes('providers_cuda'));
