@@ -232,6 +232,7 @@ def section(loss, logits, grads, rows, precision):
 
 
 def relative_error(got, ref):
+    """COMPARE_RULE as one number: the rule holds when this is <= REL_TOLERANCE."""
     return float(np.abs(got - ref).max() / (np.abs(ref).max() + ABS_FLOOR / REL_TOLERANCE))
 
 
