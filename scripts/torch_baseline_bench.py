@@ -2,7 +2,7 @@
 
 Run from the repository root:   /usr/bin/python3 scripts/torch_baseline_bench.py
 (Debian's python3 with python3-torch 1.13, whose BLAS is OpenBLAS through the libblas.so.3
-alternative; about 10 minutes on 2 cores.) Prints the report as JSON and writes
+alternative; 7.6 minutes on a quiet 2-core machine.) Prints the report as JSON and writes
 bench/results/torch-baseline.json.
 
 What it measures, each configuration in its own subprocess (so each peak RSS is its own):
@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # importing bert_torch must not leave __pycache__ in scripts/
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / 'bench/results/torch-baseline.json'

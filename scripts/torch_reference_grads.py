@@ -35,6 +35,8 @@ os.environ['OMP_NUM_THREADS'] = '1'
 import json
 import struct
 import sys
+
+sys.dont_write_bytecode = True  # importing bert_torch must not leave __pycache__ in scripts/
 from pathlib import Path
 
 import numpy as np
