@@ -34,16 +34,9 @@ export const MODULE_NAMES: readonly ModuleName[] = [
 ];
 
 /** Modules that live inside an encoder layer (they have a layer index). */
-export const LAYER_MODULES: readonly ModuleName[] = [
-  'query',
-  'key',
-  'value',
-  'attention-output',
-  'attention-layernorm',
-  'intermediate',
-  'output',
-  'output-layernorm',
-];
+export const LAYER_MODULES: readonly ModuleName[] = MODULE_NAMES.filter(
+  (m) => !['embeddings', 'embeddings-layernorm', 'pooler', 'classifier'].includes(m),
+);
 
 export type ParameterRole = 'weight' | 'bias';
 

@@ -37,11 +37,8 @@ import { A, Graph, Model } from '../../onnx/graph.js';
 import { newModel } from '../../onnx/io.js';
 import { makeTensor } from '../../onnx/tensor.js';
 
-export interface LrSchedule {
-  kind: 'linear' | 'constant';
-  warmupSteps: number;
-  totalSteps: number;
-}
+import type { LrSchedule } from '../manifest.js';
+export type { LrSchedule };
 
 export interface AdamWOptions {
   lr: number;
@@ -111,15 +108,7 @@ export function buildSgdOptimizerModel(opts: SgdOptions): Model {
  * The optimizer model for `--optimizer adamw|sgd --format ort`, from the same hyper-parameters the
  * native artifacts take (beta1/beta2/epsilon are ignored for SGD).
  */
-export function buildOrtOptimizerModel(cfg: {
-  name: 'adamw' | 'sgd';
-  lr: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  weightDecay: number;
-  schedule: LrSchedule;
-}): Model {
+export function buildOrtOptimizerModel(cfg: AdamWOptions & { name: 'adamw' | 'sgd' }): Model {
   if (cfg.name === 'adamw') return buildAdamWOptimizerModel(cfg);
   if (cfg.name === 'sgd') return buildSgdOptimizerModel(cfg);
   throw new ModtuneError(`--format ort: unknown optimizer '${String(cfg.name)}', expected adamw or sgd`);
