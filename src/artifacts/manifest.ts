@@ -9,6 +9,8 @@ export const MANIFEST_VERSION = 1;
 
 export type IoRole =
   | 'input_ids' | 'attention_mask' | 'token_type_ids' | 'labels'
+  /** Masked-LM pre-training: flat indices (row × sequence + column) of the predicted positions. */
+  | 'masked_positions'
   | 'loss' | 'logits'
   | 'parameter' | 'parameter_updated'
   | 'exp_avg' | 'exp_avg_updated' | 'exp_avg_sq' | 'exp_avg_sq_updated'

@@ -9,6 +9,8 @@ export interface Batch {
   tokenTypeIds: BigInt64Array;
   /** int64 class indices, or float scores for regression; absent for unlabelled data. */
   labels?: BigInt64Array | Float32Array;
+  /** Masked-LM batches: flat indices (row × seqLen + column) of the masked tokens; `labels` holds their original ids. */
+  maskedPositions?: BigInt64Array;
   batch: number;
   seqLen: number;
   /** Example ids (for predictions and submission files) and their positions in the dataset. */

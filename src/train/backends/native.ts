@@ -208,6 +208,10 @@ export class NativeBackend implements TrainBackend {
       case 'attention_mask': return new ort.Tensor('int64', batch.attentionMask, dims);
       case 'token_type_ids': return new ort.Tensor('int64', batch.tokenTypeIds, dims);
       case 'labels': return labelsTensor(input, batch, spec.file);
+      case 'masked_positions': {
+        if (!batch.maskedPositions) throw new ModtuneError(`${spec.file}: input '${input.name}' needs masked positions; these are masked-LM artifacts (modtune pretrain)`);
+        return new ort.Tensor('int64', batch.maskedPositions, [batch.maskedPositions.length]);
+      }
       case 'parameter': return state(this.params, input.parameter!);
       case 'grad_accumulator': return state(this.accumulators, input.parameter!);
       case 'exp_avg': return state(this.moments, `${input.parameter}.exp_avg`);
@@ -230,7 +234,8 @@ export class NativeBackend implements TrainBackend {
 }
 
 function labelsTensor(input: IoSpec, batch: Batch, file: string): ort.Tensor {
-  const n = batch.batch;
+  // One label per example, or per masked token in a masked-LM batch.
+  const n = batch.maskedPositions ? batch.maskedPositions.length : batch.batch;
   if (input.dtype === 'int64') {
     if (batch.labels && !(batch.labels instanceof BigInt64Array)) throw new ModtuneError(`${file}: labels are class indices (int64) but the data has scores; the artifacts were built for classification`);
     // Unlabelled (test) data: any valid class serves, the loss is ignored.
