@@ -14,8 +14,9 @@ import { upgradeOpset } from '../autodiff/opset.js';
 import { ExposedParameter, exposeTrainableParameters, transpose2d } from './expose.js';
 import { LrSchedule, Manifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
 import { buildNativeModels, describeModel, NativeParam } from './native/build.js';
-import { DEFAULT_ADAMW, OptimizerConfig } from './native/optimizer.js';
+import { checkMaxGradNorm, DEFAULT_ADAMW, DEFAULT_MAX_GRAD_NORM, OptimizerConfig } from './native/optimizer.js';
 import { writeOrtArtifacts } from './ort/write.js';
+import { checkKind, resolveInside } from '../util/inside.js';
 
 export type ArtifactFormat = 'native' | 'ort' | 'both';
 
@@ -38,6 +39,8 @@ export interface ArtifactOptions {
   warmupSteps?: number;
   totalSteps?: number;
   weightDecay?: number;
+  /** Global gradient-norm clipping (torch.nn.utils.clip_grad_norm_); default 1.0 as Hugging Face's Trainer, 0: off. */
+  maxGradNorm?: number;
   dropout?: number;
   newHead?: boolean;
   freezeHead?: boolean;
@@ -148,7 +151,9 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     ...DEFAULT_ADAMW,
     name: opts.optimizer ?? 'adamw',
     weightDecay: opts.weightDecay ?? DEFAULT_ADAMW.weightDecay,
+    maxGradNorm: opts.maxGradNorm ?? DEFAULT_MAX_GRAD_NORM,
   };
+  checkMaxGradNorm(optimizer.maxGradNorm);
   const lr = opts.lr ?? 2e-5;
   const totalSteps = opts.totalSteps ?? 0;
   const schedule: LrSchedule = {
@@ -205,7 +210,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       })),
       initialValues: 'params.safetensors',
       masks: masked.length ? 'masks.safetensors' : null,
-      optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule },
+      optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule, maxGradNorm: optimizer.maxGradNorm! },
       dropout: { override: opts.dropout ?? null, rates },
       tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength: opts.maxLength ?? 128 },
     };
@@ -248,9 +253,23 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   }
 }
 
-/** Read and check an artifacts folder's manifest. */
+/**
+ * Read and check an artifacts folder's manifest. The folder may come from a run's config.json (a
+ * run made with `--artifacts DIR` records that folder, wherever it is, so that field cannot be
+ * confined to the run folder): it must be a folder with a regular-file manifest.json, and every file
+ * the manifest names is confined to the folder. A tampered config can thus only point at another
+ * artifacts folder, never make export copy or eval read an arbitrary file, FIFO or device.
+ */
 export function readManifest(dir: string): Manifest {
   const file = path.join(dir, 'manifest.json');
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    // reported below as "no manifest.json"
+  }
+  if (st) checkKind(dir, st, 'directory', `${dir}: not an artifacts folder`);
+  if (st) resolveInside(dir, 'manifest.json', { source: `${dir}: artifacts manifest`, optional: true });
   let m: Manifest;
   try {
     m = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -258,9 +277,32 @@ export function readManifest(dir: string): Manifest {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ModtuneError(code === 'ENOENT' ? `${dir}: not an artifacts folder (no manifest.json)` : `${file}: not valid JSON (${(e as Error).message})`);
   }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ModtuneError(`${file}: should be a JSON object`);
   if (m.format !== MANIFEST_FORMAT) throw new ModtuneError(`${file}: field 'format' is '${m.format}', expected '${MANIFEST_FORMAT}'`);
   if (typeof m.version !== 'number' || m.version > MANIFEST_VERSION) {
     throw new ModtuneError(`${file}: manifest version ${m.version} is newer than this modtune understands (${MANIFEST_VERSION}); upgrade modtune`);
   }
+  checkManifestPaths(m, dir, file);
   return m;
+}
+
+/**
+ * Every file a manifest names is a relative path inside the artifacts folder and a regular file:
+ * a manifest is untrusted, and training, export and eval read (or copy into a delta) what it names.
+ */
+function checkManifestPaths(m: Manifest, dir: string, file: string): void {
+  const inside = (rel: unknown, field: string, optional = false): void => {
+    resolveInside(dir, rel, { source: `${file}: field '${field}'`, optional });
+  };
+  inside(m.initialValues, 'initialValues');
+  if (m.masks !== null && m.masks !== undefined) inside(m.masks, 'masks');
+  if (typeof m.tokenizer !== 'object' || m.tokenizer === null) throw new ModtuneError(`${file}: field 'tokenizer' should be an object`);
+  if (m.tokenizer.file !== null) inside(m.tokenizer.file, 'tokenizer.file');
+  if (m.native) {
+    for (const key of ['trainStep', 'gradient', 'eval', 'infer'] as const) inside(m.native[key]?.file, `native.${key}.file`);
+    inside(m.native.weights, 'native.weights');
+  }
+  if (m.ort) {
+    for (const key of ['training', 'eval', 'optimizer', 'checkpoint'] as const) inside(m.ort[key], `ort.${key}`);
+  }
 }

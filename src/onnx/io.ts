@@ -5,6 +5,7 @@ import { ModtuneError } from '../errors.js';
 import { DataType, dataTypeName, elementSize } from './dtype.js';
 import { Attr, Dim, Graph, Model, Node, ValueInfo } from './graph.js';
 import { Tensor, numel } from './tensor.js';
+import { resolveInside } from '../util/inside.js';
 
 const { onnx } = onnxPkg as unknown as { onnx: typeof import('onnx-proto').onnx };
 type P = typeof import('onnx-proto').onnx;
@@ -92,6 +93,17 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
   }
 }
 
+/**
+ * An external-data `offset`/`length` as onnx reads it: decimal digits only (`"1e1"`, `"0x10"`,
+ * `" 5"`, `"-1"` are errors, not numbers JavaScript would happily parse).
+ */
+function externalDataInt(raw: string | undefined, fallback: number, field: string, tensorName: string, label: string): number {
+  if (raw === undefined) return fallback;
+  const v = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(v)) throw new ModtuneError(`${label}: tensor '${tensorName}': external data ${field} ${JSON.stringify(raw)} is not a non-negative decimal integer`);
+  return v;
+}
+
 /** Reads external tensor data, refusing anything outside the model's folder. */
 class ExternalDataReader {
   private files = new Map<string, { fd: number; size: number }>();
@@ -102,34 +114,16 @@ class ExternalDataReader {
     const location = entries.location;
     if (!location) throw new ModtuneError(`${this.label}: tensor '${tensorName}' has external data without a location`);
     if (!this.baseDir) throw new ModtuneError(`${this.label}: tensor '${tensorName}' has external data '${location}' but the model was not loaded from a folder`);
-    const base = path.resolve(this.baseDir);
-    const resolved = path.resolve(base, location);
-    const rel = path.relative(base, resolved);
-    if (path.isAbsolute(location) || rel.startsWith('..') || path.isAbsolute(rel) || rel === '') {
-      throw new ModtuneError(`${this.label}: tensor '${tensorName}': external data location '${location}' resolves outside the model's folder; refused`);
-    }
+    const resolved = resolveInside(this.baseDir, location, { source: `${this.label}: tensor '${tensorName}': external data location` });
     let f = this.files.get(resolved);
     if (!f) {
-      let real: string;
-      try {
-        real = fs.realpathSync(resolved);
-      } catch {
-        throw new ModtuneError(`${this.label}: tensor '${tensorName}': external data file '${location}' not found in ${base}`);
-      }
-      const realRel = path.relative(fs.realpathSync(base), real);
-      if (realRel.startsWith('..') || path.isAbsolute(realRel)) {
-        throw new ModtuneError(`${this.label}: tensor '${tensorName}': external data location '${location}' links outside the model's folder; refused`);
-      }
-      const fd = fs.openSync(real, 'r');
+      const fd = fs.openSync(resolved, 'r');
       f = { fd, size: fs.fstatSync(fd).size };
       this.files.set(resolved, f);
       this.locations.push(location);
     }
-    const offset = entries.offset !== undefined ? Number(entries.offset) : 0;
-    const length = entries.length !== undefined ? Number(entries.length) : byteLength;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new ModtuneError(`${this.label}: tensor '${tensorName}': bad external data offset/length (${entries.offset}/${entries.length})`);
-    }
+    const offset = externalDataInt(entries.offset, 0, 'offset', tensorName, this.label);
+    const length = externalDataInt(entries.length, byteLength, 'length', tensorName, this.label);
     if (length !== byteLength) {
       throw new ModtuneError(`${this.label}: tensor '${tensorName}': external data length ${length} does not match its shape and type (${byteLength} bytes expected)`);
     }

@@ -21,6 +21,7 @@ import type { Model } from '../onnx/graph.js';
 import { modelSha256, sha256File } from '../onnx/hash.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import { numel } from '../onnx/tensor.js';
+import { resolveInside } from '../util/inside.js';
 import { loadRuntime, Runtime, RuntimeName, RuntimeSession, RuntimeTensor } from './runtime.js';
 
 export interface PredictorOptions {
@@ -316,13 +317,13 @@ class TokenizerCache {
     const tok = d.manifest.tokenizer;
     if (this.override) return this.load(this.override, tok.lowercase);
     if (!tok.file) throw new ModtuneError(`${d.dir}: the delta has no tokenizer; pass one with --tokenizer`);
-    return this.load(path.join(d.dir, tok.file), tok.lowercase);
+    return this.load(resolveInside(d.dir, tok.file, { source: `${path.join(d.dir, 'delta.json')}: field 'tokenizer.file'` }), tok.lowercase);
   }
 
   forModel(modelFile: string, tok: TokenizerMeta | undefined): BertTokenizer {
     if (this.override) return this.load(this.override, tok?.lowercase);
     if (!tok?.file) throw new ModtuneError(`${modelFile}: the model names no tokenizer; pass one with --tokenizer`);
-    const file = path.join(path.dirname(path.resolve(modelFile)), tok.file);
+    const file = resolveInside(path.dirname(path.resolve(modelFile)), tok.file, { source: `${modelFile}: metadata '${META_TOKENIZER}' field 'file'`, optional: true });
     if (!fs.existsSync(file)) throw new ModtuneError(`${file}: tokenizer named by ${modelFile} not found beside it; pass one with --tokenizer`);
     if (tok.sha256 && sha256File(file) !== tok.sha256) throw new ModtuneError(`${file}: not the tokenizer ${modelFile} was tuned with (sha256 differs)`);
     return this.load(file, tok.lowercase);

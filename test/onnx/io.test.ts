@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { execFileSync } from 'node:child_process';
+import onnxPkg from 'onnx-proto';
 import { decodeModel, encodeModel, loadModel, saveModel } from '../../src/onnx/io.js';
 import { tensorFloat32 } from '../../src/onnx/tensor.js';
 import { TORCH113, FIXTURES, tmpDir } from '../helpers/paths.js';
 
+const { onnx } = onnxPkg as unknown as { onnx: typeof import('onnx-proto').onnx };
 const fixture = path.join(TORCH113, 'tiny_bert_torch113.onnx');
 const expected = JSON.parse(fs.readFileSync(path.join(TORCH113, 'tiny_bert_torch113.expected.json'), 'utf8'));
 
@@ -67,11 +70,44 @@ describe('onnx io', () => {
     const evil = (loc: string) => Buffer.from(text.toString('latin1').replaceAll('model.onnx_data', loc), 'latin1');
     // Same byte length keeps the protobuf valid.
     fs.writeFileSync(path.join(dir, 'a.onnx'), evil('../../etc/passw'));
-    expect(() => loadModel(path.join(dir, 'a.onnx'))).toThrow(/outside the model's folder/);
+    expect(() => loadModel(path.join(dir, 'a.onnx'))).toThrow(/leaves its folder/);
     fs.writeFileSync(path.join(dir, 'b.onnx'), evil('missing.onnxdat'));
     expect(() => loadModel(path.join(dir, 'b.onnx'))).toThrow(/tensor '.*'.*not found/);
     fs.truncateSync(path.join(dir, 'model.onnx_data'), 1000);
     expect(() => loadModel(path.join(dir, 'model.onnx'))).toThrow(/tensor '.*'.*beyond the end/);
+  });
+
+  it('refuses external data that links out of the folder or is a FIFO or device, without blocking', () => {
+    const dir = tmpDir();
+    saveModel(loadModel(fixture), path.join(dir, 'model.onnx'), { externalData: true });
+    const data = path.join(dir, 'model.onnx_data');
+    fs.renameSync(data, path.join(dir, 'real.bin'));
+    fs.symlinkSync('/dev/zero', data);
+    expect(() => loadModel(path.join(dir, 'model.onnx'))).toThrow(/links outside its folder/);
+    fs.unlinkSync(data);
+    execFileSync('mkfifo', [data]);
+    expect(() => loadModel(path.join(dir, 'model.onnx'))).toThrow(/is a FIFO, expected a regular file; refused/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('parses external-data offset and length strictly, as onnx does', () => {
+    const dir = tmpDir();
+    saveModel(loadModel(fixture), path.join(dir, 'model.onnx'), { externalData: true });
+    const withField = (key: string, value: string): string => {
+      const proto = onnx.ModelProto.decode(fs.readFileSync(path.join(dir, 'model.onnx')));
+      const t = proto.graph!.initializer!.find((x) => x.dataLocation === 1)!;
+      const entries = t.externalData!.filter((e) => e.key !== key);
+      t.externalData = [...entries, { key, value }];
+      const file = path.join(dir, `${key}-${value.replace(/\W/g, '_')}.onnx`);
+      fs.writeFileSync(file, onnx.ModelProto.encode(proto).finish());
+      return file;
+    };
+    for (const bad of ['1e1', '0x10', ' 4', '-4', '4.0', '']) {
+      expect(() => loadModel(withField('offset', bad)), bad).toThrow(/external data offset .* is not a non-negative decimal integer/);
+    }
+    expect(() => loadModel(withField('length', '1e3'))).toThrow(/external data length "1e3" is not a non-negative decimal integer/);
+    expect(() => loadModel(withField('offset', '0'))).not.toThrow(/decimal/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('rejects empty, truncated and non-ONNX files with one-line errors naming the file', () => {
