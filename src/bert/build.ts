@@ -11,7 +11,7 @@ import { newModel } from '../onnx/io.js';
 import { Tensor, makeTensor, numel } from '../onnx/tensor.js';
 import { Rng } from '../util/random.js';
 import { BertConfig, HiddenAct, defaultId2Label, toHfConfig } from './config.js';
-import { BertLayout, ParamSpec, WeightMap, WeightTensor, checkWeights, embeddingWidth, modelPrefix, normalizeWeightNames, parameterSpecs } from './weights.js';
+import { BertLayout, MLM_HEAD, MlmHeadMode, ParamSpec, WeightMap, WeightTensor, checkWeights, embeddingWidth, modelPrefix, normalizeWeightNames, parameterSpecs } from './weights.js';
 
 export interface BuildBertOptions {
   config: BertConfig;
@@ -30,6 +30,12 @@ export interface BuildBertOptions {
   numLabels?: number;
   /** A regression head: one output (`problem_type` "regression"). */
   regression?: boolean;
+  /**
+   * BertForMaskedLM's head: output `logits` [batch, sequence, vocab] ('all'), or [masked, vocab] for the
+   * positions of an int64 input `masked_positions` holding flat indices row × sequence + column
+   * ('masked': pre-training projects only the masked tokens onto the vocabulary).
+   */
+  mlmHead?: MlmHeadMode;
 }
 
 /** Standard deviation of Hugging Face's BERT initialisation (`initializer_range`). */
@@ -56,7 +62,11 @@ export function buildBert(opts: BuildBertOptions): Model {
 
   const g = b.graph;
   const H = config.hiddenSize;
-  if (layout.numLabels > 0) {
+  if (layout.mlmHead) {
+    if (layout.numLabels > 0) throw new ModtuneError('a model has either a masked-LM head or a classification head, not both');
+    const logits = mlmHead(b, hidden, layout.mlmHead);
+    b.nameOutput(logits, 'logits', layout.mlmHead === 'all' ? ['batch', 'sequence', config.vocabSize] : ['masked', config.vocabSize]);
+  } else if (layout.numLabels > 0) {
     const logits = config.modelType === 'bert' ? bertClassifier(b, pooled!) : tokenClassificationHead(b, hidden);
     b.nameOutput(logits, 'logits', ['batch', layout.numLabels]);
   } else {
@@ -123,7 +133,7 @@ function resolveLayout(config: BertConfig, opts: BuildBertOptions): BertLayout {
       pooler = false;
       break;
   }
-  return { pooler, numLabels };
+  return { pooler, numLabels, ...(opts.mlmHead && { mlmHead: opts.mlmHead }) };
 }
 
 /** Every parameter's data: from the checkpoint, or freshly initialised in Hugging Face's order. */
@@ -372,6 +382,31 @@ function tokenClassificationHead(b: BertGraphBuilder, hidden: string): string {
   const act = b.config.modelType === 'electra' ? b.activation(`${s}/activation`, dense, 'gelu') : b.op(s, 'Tanh', [dense]);
   return b.linear(`${s}/out_proj`, act, 'classifier.out_proj');
 }
+
+/**
+ * BertLMPredictionHead: dense, activation, LayerNorm, then the tied decoder (the word embedding
+ * table, transposed) plus a vocabulary bias. In 'masked' mode the hidden states of the masked
+ * positions are gathered first, so the vocabulary projection costs 15% of the tokens, not all.
+ */
+function mlmHead(b: BertGraphBuilder, hidden: string, mode: MlmHeadMode): string {
+  const s = '/cls/predictions';
+  const H = b.config.hiddenSize;
+  let x = hidden;
+  if (mode === 'masked') {
+    b.graph.inputs.push({ name: MASKED_POSITIONS, elemType: DataType.INT64, shape: ['masked'] });
+    const rows = b.op(s, 'Reshape', [hidden, b.int64s(s, [-1, H])]);
+    x = b.op(s, 'Gather', [rows, MASKED_POSITIONS], { axis: A.int(0) });
+  }
+  const dense = b.linear(`${s}/transform/dense`, x, MLM_HEAD.dense);
+  const act = b.activation(`${s}/transform/transform_act_fn`, dense, b.config.hiddenAct);
+  const normed = b.layerNorm(`${s}/transform/LayerNorm`, act, MLM_HEAD.layerNorm);
+  const decoderT = b.op(`${s}/decoder`, 'Transpose', [b.param(`${b.prefix}.embeddings.word_embeddings.weight`)], { perm: A.ints([1, 0]) });
+  const scores = b.op(`${s}/decoder`, 'MatMul', [normed, decoderT]);
+  return b.op(`${s}/decoder`, 'Add', [scores, b.param(MLM_HEAD.bias)]);
+}
+
+/** The masked-LM head's input in 'masked' mode: flat indices (row × sequence + column) of the predicted tokens. */
+export const MASKED_POSITIONS = 'masked_positions';
 
 /** Parameters (float scalars in initializers) of a model. */
 export function countParameters(model: Model): number {

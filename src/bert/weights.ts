@@ -19,7 +19,7 @@ export type WeightMap = Map<string, WeightTensor>;
 
 /** How a parameter is initialised and which part of the model owns it. */
 export type ParamKind = 'linear' | 'bias' | 'embedding' | 'ln-weight' | 'ln-bias';
-export type ParamGroup = 'encoder' | 'pooler' | 'head';
+export type ParamGroup = 'encoder' | 'pooler' | 'head' | 'mlm';
 
 export interface ParamSpec {
   name: string;
@@ -30,11 +30,26 @@ export interface ParamSpec {
   paddingIdx?: number;
 }
 
-/** Which optional parts a model has. `numLabels` 0 means no head. */
+/**
+ * Which optional parts a model has. `numLabels` 0 means no head. `mlmHead`: BertForMaskedLM's
+ * prediction head (`cls.predictions.*`, decoder tied to the word embeddings), scoring every position
+ * ('all') or only the positions named by a `masked_positions` input ('masked', for pre-training).
+ */
 export interface BertLayout {
   pooler: boolean;
   numLabels: number;
+  mlmHead?: MlmHeadMode;
 }
+export type MlmHeadMode = 'all' | 'masked';
+
+/** Hugging Face's BertForMaskedLM head names (the decoder weight is the word embedding table). */
+export const MLM_HEAD = {
+  dense: 'cls.predictions.transform.dense',
+  layerNorm: 'cls.predictions.transform.LayerNorm',
+  bias: 'cls.predictions.bias',
+  /** Saved by some Hugging Face versions as copies of tied tensors; never separate parameters. */
+  tied: ['cls.predictions.decoder.weight', 'cls.predictions.decoder.bias'],
+} as const;
 
 /** `bert`, `roberta` or `electra`: the prefix of every encoder parameter name. */
 export function modelPrefix(config: BertConfig): string {
@@ -56,9 +71,9 @@ export function parameterSpecs(config: BertConfig, layout: BertLayout): ParamSpe
     specs.push({ name: `${name}.weight`, shape: [out, inp], kind: 'linear', group });
     specs.push({ name: `${name}.bias`, shape: [out], kind: 'bias', group });
   };
-  const layerNorm = (name: string, width: number) => {
-    specs.push({ name: `${name}.weight`, shape: [width], kind: 'ln-weight', group: 'encoder' });
-    specs.push({ name: `${name}.bias`, shape: [width], kind: 'ln-bias', group: 'encoder' });
+  const layerNorm = (name: string, width: number, group: ParamGroup = 'encoder') => {
+    specs.push({ name: `${name}.weight`, shape: [width], kind: 'ln-weight', group });
+    specs.push({ name: `${name}.bias`, shape: [width], kind: 'ln-bias', group });
   };
   const embedding = (name: string, rows: number, paddingIdx?: number) => {
     specs.push({ name: `${name}.weight`, shape: [rows, E], kind: 'embedding', group: 'encoder', ...(paddingIdx !== undefined && { paddingIdx }) });
@@ -91,6 +106,12 @@ export function parameterSpecs(config: BertConfig, layout: BertLayout): ParamSpe
       linear('classifier.out_proj', layout.numLabels, H, 'head');
     }
   }
+  if (layout.mlmHead) {
+    if (config.modelType !== 'bert') throw new ModtuneError(`a masked-LM head is built for BERT models only (model_type is '${config.modelType}')`);
+    linear(MLM_HEAD.dense, H, H, 'mlm');
+    layerNorm(MLM_HEAD.layerNorm, H, 'mlm');
+    specs.push({ name: MLM_HEAD.bias, shape: [config.vocabSize], kind: 'bias', group: 'mlm' });
+  }
   return specs;
 }
 
@@ -115,7 +136,7 @@ export function normalizeWeightNames(weights: WeightMap, config: BertConfig, lab
   const prefix = `${modelPrefix(config)}.`;
   const out: WeightMap = new Map();
   for (const [original, t] of weights) {
-    if (isBufferName(original)) continue;
+    if (isBufferName(original) || (MLM_HEAD.tied as readonly string[]).includes(original)) continue;
     let name = original.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
     if (PREFIXLESS_ROOTS.some((r) => name.startsWith(r))) name = prefix + name;
     if (out.has(name)) throw new ModtuneError(`${label}: tensor '${original}' and another tensor both map to '${name}'`);
@@ -141,7 +162,7 @@ export function checkWeights(config: BertConfig, layout: BertLayout, weights: We
   const missing: string[] = [];
   const wrongShape: string[] = [];
   const fresh: ParamSpec[] = [];
-  for (const group of ['encoder', 'pooler', 'head'] as const) {
+  for (const group of ['encoder', 'pooler', 'head', 'mlm'] as const) {
     const members = specs.filter((s) => s.group === group);
     if (group !== 'encoder' && members.length && members.every((s) => !weights.has(s.name))) {
       fresh.push(...members);

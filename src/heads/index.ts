@@ -128,6 +128,19 @@ export function attachHead(model: Model, spec: HeadSpec, opts: AttachHeadOptions
   return { train: finish(train), eval: finish(evalModel), infer, head };
 }
 
+/**
+ * BERT's dropout in the encoder only (embeddings output, attention probabilities, the dense outputs
+ * before each residual), for graphs whose head is not a sequence classifier (masked-LM pre-training).
+ * Returns the number of Dropout nodes inserted.
+ */
+export function addEncoderDropout(model: Model, rates: ReturnType<typeof dropoutRates>, opts: { seed?: number; label?: string } = {}): number {
+  const g = model.graph;
+  const enc = findEncoder(g, constantValues(g), opts.label ?? `model '${g.name}'`);
+  const { inserted } = insertDropouts(g, dropoutSites(enc, modelFamily(model)), rates, opts.seed);
+  g.topologicalSort();
+  return inserted;
+}
+
 function checkSpec(spec: HeadSpec): number {
   if (spec.kind === 'regression') return 1;
   if (spec.kind !== 'classification') throw new ModtuneError(`unknown head kind '${(spec as { kind: unknown }).kind}'; expected classification or regression`);
