@@ -71,7 +71,14 @@ export interface Manifest {
   /** safetensors files (relative paths): initial trainable values (HF names, HF layout) and masks. */
   initialValues: string;
   masks: string | null;
-  optimizer: { name: 'adamw' | 'sgd'; lr: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; schedule: LrSchedule };
+  optimizer: {
+    name: 'adamw' | 'sgd'; lr: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; schedule: LrSchedule;
+    /**
+     * Global gradient-norm clipping in every model that updates (torch.nn.utils.clip_grad_norm_):
+     * 0 = none. Absent in folders built before clipping existed, which do not clip.
+     */
+    maxGradNorm?: number;
+  };
   dropout: { override: number | null; rates: { hidden: number; attention: number; classifier: number } };
   tokenizer: { file: string | null; lowercase: boolean; maxLength: number };
   native?: {

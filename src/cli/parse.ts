@@ -20,3 +20,10 @@ export function choiceFlag<T extends string>(flag: string, v: string | undefined
   if (!choices.includes(v as T)) throw new ModtuneError(`${flag} should be one of ${choices.join(', ')}, got '${v}'`);
   return v as T;
 }
+
+/** `--max-grad-norm`: a number ≥ 0, or `none` (= 0, no clipping). */
+export function maxGradNormFlag(v: string): number {
+  const n = v.trim().toLowerCase() === 'none' ? 0 : Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new ModtuneError(`--max-grad-norm should be a number ≥ 0 (0 or none: no clipping), got '${v}'`);
+  return n;
+}

@@ -24,6 +24,8 @@ export interface TrainOptions {
   lrSchedule?: ScheduleKind;
   warmupRatio?: number;
   weightDecay?: number;
+  /** Global gradient-norm clipping (default 1.0 as Hugging Face's Trainer; 0: none). Baked into the artifacts. */
+  maxGradNorm?: number;
   optimizer?: 'adamw' | 'sgd';
   dropout?: number;
   maxLength?: number;
@@ -67,7 +69,7 @@ export const RESULT_OPTIONS = [
   ['model', '<model>'], ['train', '--train'], ['artifacts', '--artifacts'], ['task', '--task'],
   ['epochs', '--epochs'], ['maxSteps', '--max-steps'], ['batchSize', '--batch-size'], ['gradAccum', '--grad-accum'],
   ['lr', '--lr'], ['lrSchedule', '--lr-schedule'], ['warmupRatio', '--warmup-ratio'], ['weightDecay', '--weight-decay'],
-  ['optimizer', '--optimizer'], ['dropout', '--dropout'], ['maxLength', '--max-length'], ['seed', '--seed'],
+  ['maxGradNorm', '--max-grad-norm'], ['optimizer', '--optimizer'], ['dropout', '--dropout'], ['maxLength', '--max-length'], ['seed', '--seed'],
   ['evalEvery', '--eval-every'], ['earlyStop', '--early-stop'], ['limitTrain', '--limit-train'], ['limitEval', '--limit-eval'],
   ['backend', '--backend'], ['tokenizer', '--tokenizer'], ['newHead', '--new-head'], ['freezeHead', '--freeze-head'],
 ] as const satisfies ReadonlyArray<readonly [keyof RunConfig & keyof TrainOptions, string]>;
@@ -100,6 +102,8 @@ export interface RunConfig {
   lrSchedule: ScheduleKind;
   warmupRatio: number;
   weightDecay: number;
+  /** 0: no clipping (also what runs from before clipping existed did; their configs lack the field). */
+  maxGradNorm?: number;
   optimizer: 'adamw' | 'sgd';
   dropout: number | null;
   maxLength: number;
@@ -126,7 +130,7 @@ export interface RunTotals {
 
 export const DEFAULTS = {
   epochs: 3, batchSize: 32, gradAccum: 1, lr: 2e-5, lrSchedule: 'linear' as ScheduleKind, warmupRatio: 0,
-  weightDecay: 0.01, optimizer: 'adamw' as const, maxLength: 128, seed: 42, backend: 'native' as BackendName, device: 'cpu' as Device,
+  weightDecay: 0.01, maxGradNorm: 1, optimizer: 'adamw' as const, maxLength: 128, seed: 42, backend: 'native' as BackendName, device: 'cpu' as Device,
 };
 
 const positiveInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 1;
@@ -145,6 +149,7 @@ export function validateOptions(o: TrainOptions): void {
   if (o.lr !== undefined && !(Number.isFinite(o.lr) && o.lr > 0)) throw new ModtuneError(`--lr must be a positive number, got ${o.lr}`);
   if (o.warmupRatio !== undefined && !(o.warmupRatio >= 0 && o.warmupRatio <= 1)) throw new ModtuneError(`--warmup-ratio must be between 0 and 1, got ${o.warmupRatio}`);
   if (o.weightDecay !== undefined && !(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) throw new ModtuneError(`--weight-decay must be a number ≥ 0, got ${o.weightDecay}`);
+  if (o.maxGradNorm !== undefined && !(Number.isFinite(o.maxGradNorm) && o.maxGradNorm >= 0)) throw new ModtuneError(`--max-grad-norm must be a number ≥ 0 (0 or none: no clipping), got ${o.maxGradNorm}`);
   if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) throw new ModtuneError(`--dropout must be in [0, 1), got ${o.dropout}`);
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new ModtuneError(`--seed must be an integer, got ${o.seed}`);
   if (o.lrSchedule !== undefined && o.lrSchedule !== 'linear' && o.lrSchedule !== 'constant') throw new ModtuneError(`--lr-schedule must be linear or constant, got '${o.lrSchedule}'`);
@@ -161,6 +166,7 @@ export function checkBakedOptions(o: TrainOptions, m: Manifest, dir: string): vo
     ['--train', o.train, m.selection.spec, 'selection'],
     ['--optimizer', o.optimizer, m.optimizer.name, 'optimizer'],
     ['--weight-decay', o.weightDecay, m.optimizer.weightDecay, 'weight decay'],
+    ['--max-grad-norm', o.maxGradNorm, m.optimizer.maxGradNorm ?? 0, 'max grad norm'],
     ['--dropout', o.dropout, m.dropout.override ?? undefined, 'dropout'],
     ['--freeze-head', o.freezeHead || undefined, m.selection.freezeHead || undefined, 'frozen head'],
   ];

@@ -143,10 +143,11 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
     backend: o.backend ?? DEFAULTS.backend, device: o.device ?? DEFAULTS.device, threads: o.threads ?? defaultThreads(),
     data: dataDir, tokenizer: tokenizerFile,
     epochs, maxSteps: o.maxSteps ?? null, batchSize, gradAccum, ...cfgBase, warmupRatio,
-    weightDecay: manifest.optimizer.weightDecay, optimizer: manifest.optimizer.name, dropout: manifest.dropout.override,
+    weightDecay: manifest.optimizer.weightDecay, maxGradNorm: manifest.optimizer.maxGradNorm ?? 0, optimizer: manifest.optimizer.name, dropout: manifest.dropout.override,
     maxLength, seed: o.seed ?? DEFAULTS.seed,
     evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,
     limitTrain: o.limitTrain ?? null, limitEval: o.limitEval ?? null,
+        maxGradNorm: o.maxGradNorm ?? DEFAULTS.maxGradNorm,
     newHead: !!o.newHead, freezeHead: manifest.selection.freezeHead,
     totals,
   };

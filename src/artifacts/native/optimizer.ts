@@ -12,7 +12,19 @@ export interface OptimizerConfig {
   beta2: number;
   epsilon: number;
   weightDecay: number;
+  /**
+   * Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_ does it: the L2 norm over all
+   * trainable gradients together, every gradient scaled by min(1, maxGradNorm / (norm + 1e-6))
+   * before the update. 0 or absent: no clipping.
+   */
+  maxGradNorm?: number;
 }
+
+/** Hugging Face Trainer's default `max_grad_norm`. */
+export const DEFAULT_MAX_GRAD_NORM = 1;
+
+/** torch.nn.utils.clip_grad_norm_'s guard against a zero norm. */
+export const CLIP_EPSILON = 1e-6;
 
 export const DEFAULT_ADAMW: OptimizerConfig = { name: 'adamw', beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01 };
 
@@ -57,6 +69,7 @@ export const stateNames = (p: string, opt: OptimizerName) => ({
  * SGD: p ← p·(1 − lr·wd) − lr·g.
  * Masked parameters move only where the mask is 1: the gradient and the decay are both masked, so
  * a masked entry keeps its exact value (and its moments stay 0).
+ * With `cfg.maxGradNorm` > 0 the masked gradients are clipped by their global norm first.
  */
 export function appendOptimizerUpdate(
   graph: Graph,
@@ -65,6 +78,7 @@ export function appendOptimizerUpdate(
   io: { lr: string; step: string },
 ): UpdateState[] {
   if (cfg.name !== 'adamw' && cfg.name !== 'sgd') throw new ModtuneError(`unknown optimizer '${cfg.name}': expected adamw or sgd`);
+  checkMaxGradNorm(cfg.maxGradNorm);
   const c = (name: string, v: number) => graph.addInitializer(scalarF32(name, v));
   const op = (opType: string, inputs: string[], name: string, attrs = {}) =>
     graph.addNode({ opType, inputs, name: `/optimizer/${name}`, attrs }).outputs[0]!;
@@ -87,14 +101,14 @@ export function appendOptimizerUpdate(
     sqrtBc2 = op('Sqrt', [bc2], 'sqrt_bias_correction2');
   }
 
-  return params.map((p): UpdateState => {
+  const masks = params.map((p) => (p.mask ? graph.addInitializer(makeTensor(`${p.name}.mask`, DataType.FLOAT, p.shape, p.mask)) : undefined));
+  let grads = params.map((p, i) => (masks[i] ? op('Mul', [p.grad, masks[i]!], `${p.name}/masked_grad`) : p.grad));
+  if (cfg.maxGradNorm) grads = appendGradNormClip(graph, params.map((p) => p.name), grads, cfg.maxGradNorm);
+
+  return params.map((p, i): UpdateState => {
     const names = stateNames(p.name, cfg.name);
-    let g = p.grad;
-    let maskName: string | undefined;
-    if (p.mask) {
-      maskName = graph.addInitializer(makeTensor(`${p.name}.mask`, DataType.FLOAT, p.shape, p.mask));
-      g = op('Mul', [g, maskName], `${p.name}/masked_grad`);
-    }
+    const g = grads[i]!;
+    const maskName = masks[i];
     // Decoupled weight decay: p·(1 − lr·wd), restricted to the mask.
     let decayed = p.name;
     if (p.decay && cfg.weightDecay !== 0) {
@@ -128,6 +142,25 @@ export function appendOptimizerUpdate(
     graph.addNode({ opType: 'Sub', inputs: [decayed, delta], outputs: [names.updated], name: `/optimizer/${p.name}/update` });
     return { ...state, expAvg: names.expAvg, expAvgSq: names.expAvgSq, expAvgUpdated: names.expAvgUpdated, expAvgSqUpdated: names.expAvgSqUpdated };
   });
+}
+
+/** A clipping threshold must be a finite number ≥ 0 (0: off). */
+export function checkMaxGradNorm(v: number | undefined): void {
+  if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new ModtuneError(`--max-grad-norm must be a number ≥ 0 (0 or none: no clipping), got ${v}`);
+}
+
+/**
+ * Scale `grads` by min(1, max / (‖grads‖₂ + 1e-6)), the norm taken over all of them together
+ * (torch.nn.utils.clip_grad_norm_ with norm_type 2). Returns the clipped gradient values.
+ */
+export function appendGradNormClip(graph: Graph, names: string[], grads: string[], maxNorm: number): string[] {
+  const op = (opType: string, inputs: string[], name: string, attrs = {}) =>
+    graph.addNode({ opType, inputs, name: `/optimizer/clip/${name}`, attrs }).outputs[0]!;
+  const squares = grads.map((g, i) => op('ReduceSumSquare', [g], `${names[i]}/sum_sq`, { keepdims: A.int(0) }));
+  const norm = op('Sqrt', [squares.length === 1 ? squares[0]! : op('Sum', squares, 'total_sum_sq')], 'total_norm');
+  const ratio = op('Div', [graph.addInitializer(scalarF32('optimizer.max_grad_norm', maxNorm)), op('Add', [norm, graph.addInitializer(scalarF32('optimizer.clip_epsilon', CLIP_EPSILON))], 'norm_eps')], 'ratio');
+  const coef = op('Min', [ratio, graph.addInitializer(scalarF32('optimizer.clip_one', 1))], 'coefficient');
+  return grads.map((g, i) => op('Mul', [g, coef], `${names[i]}/clipped`));
 }
 
 export { A };

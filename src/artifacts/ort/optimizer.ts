@@ -36,6 +36,7 @@ import { DataType } from '../../onnx/dtype.js';
 import { A, Graph, Model } from '../../onnx/graph.js';
 import { newModel } from '../../onnx/io.js';
 import { makeTensor } from '../../onnx/tensor.js';
+import { checkMaxGradNorm } from '../native/optimizer.js';
 
 import type { LrSchedule } from '../manifest.js';
 export type { LrSchedule };
@@ -47,12 +48,15 @@ export interface AdamWOptions {
   epsilon: number;
   weightDecay: number;
   schedule: LrSchedule;
+  /** Global gradient-norm clipping before the update (ORT's InplaceClipGradNorm); 0 or absent: off. */
+  maxGradNorm?: number;
 }
 
 export interface SgdOptions {
   lr: number;
   weightDecay: number;
   schedule: LrSchedule;
+  maxGradNorm?: number;
 }
 
 /** The exact graph input list the runtime feeds (it refuses any other). */
@@ -77,12 +81,12 @@ export function scheduledLearningRate(base: number, s: LrSchedule, step: number)
 }
 
 export function buildAdamWOptimizerModel(opts: AdamWOptions): Model {
-  validateCommon(opts.lr, opts.weightDecay, opts.schedule);
+  validateCommon(opts.lr, opts.weightDecay, opts.schedule, opts.maxGradNorm);
   for (const [k, v] of [['beta1', opts.beta1], ['beta2', opts.beta2]] as const) {
     if (!(v >= 0 && v < 1)) throw new ModtuneError(`AdamW: ${k} must be in [0, 1), got ${v}`);
   }
   if (!(opts.epsilon > 0 && Number.isFinite(opts.epsilon))) throw new ModtuneError(`AdamW: epsilon must be positive, got ${opts.epsilon}`);
-  return optimizerModel('adamw', opts.lr, opts.schedule, {
+  return optimizerModel('adamw', opts.lr, opts.schedule, opts.maxGradNorm, {
     alpha: A.float(opts.beta1),
     beta: A.float(opts.beta2),
     epsilon: A.float(opts.epsilon),
@@ -93,8 +97,8 @@ export function buildAdamWOptimizerModel(opts: AdamWOptions): Model {
 }
 
 export function buildSgdOptimizerModel(opts: SgdOptions): Model {
-  validateCommon(opts.lr, opts.weightDecay, opts.schedule);
-  return optimizerModel('sgd', opts.lr * SGD_SCALE, opts.schedule, {
+  validateCommon(opts.lr, opts.weightDecay, opts.schedule, opts.maxGradNorm);
+  return optimizerModel('sgd', opts.lr * SGD_SCALE, opts.schedule, opts.maxGradNorm, {
     alpha: A.float(0),
     beta: A.float(0),
     epsilon: A.float(SGD_SCALE),
@@ -114,7 +118,8 @@ export function buildOrtOptimizerModel(cfg: AdamWOptions & { name: 'adamw' | 'sg
   throw new ModtuneError(`--format ort: unknown optimizer '${String(cfg.name)}', expected adamw or sgd`);
 }
 
-function validateCommon(lr: number, wd: number, s: LrSchedule): void {
+function validateCommon(lr: number, wd: number, s: LrSchedule, maxGradNorm?: number): void {
+  checkMaxGradNorm(maxGradNorm);
   if (!(lr > 0 && Number.isFinite(lr))) throw new ModtuneError(`optimizer: learning rate must be positive, got ${lr}`);
   if (!(wd >= 0 && Number.isFinite(wd))) throw new ModtuneError(`optimizer: weight decay must be ≥ 0, got ${wd}`);
   if (s.kind !== 'linear' && s.kind !== 'constant') throw new ModtuneError(`optimizer: unknown schedule '${String(s.kind)}', expected linear or constant`);
@@ -123,7 +128,7 @@ function validateCommon(lr: number, wd: number, s: LrSchedule): void {
   if (s.kind === 'linear' && s.totalSteps < 1) throw new ModtuneError('optimizer: a linear schedule needs total steps ≥ 1');
 }
 
-function optimizerModel(kind: 'adamw' | 'sgd', base: number, s: LrSchedule, attrs: Record<string, ReturnType<typeof A.float>>): Model {
+function optimizerModel(kind: 'adamw' | 'sgd', base: number, s: LrSchedule, maxGradNorm: number | undefined, attrs: Record<string, ReturnType<typeof A.float>>): Model {
   const g = new Graph();
   g.name = `modtune_${kind}_optimizer`;
   g.docString = `${kind === 'sgd' ? 'SGD (through AdamWOptimizer)' : 'AdamW'}; lr = ${base / (kind === 'sgd' ? SGD_SCALE : 1)} × ${s.kind} schedule `
@@ -136,11 +141,21 @@ function optimizerModel(kind: 'adamw' | 'sgd', base: number, s: LrSchedule, attr
   g.outputs = [{ name: OPTIMIZER_FLAG, elemType: DataType.BOOL, shape: [1] }];
 
   const lr = appendSchedule(g, base, s);
+  // The gradients arrive accumulated and scaled (grad_scale seeds the backward) and masked, so the
+  // norm is the one torch.nn.utils.clip_grad_norm_ sees after loss.backward() over the update.
+  let gradients = 'gradients';
+  if (maxGradNorm) {
+    gradients = g.addNode({
+      opType: 'InplaceClipGradNorm', domain: 'com.microsoft', name: '/optimizer/clip_grad_norm',
+      inputs: ['gradients'], outputs: ['clipped_gradients'], attrs: { max_norm: A.float(maxGradNorm), norm_type: A.string('fro') },
+    }).outputs[0]!;
+    g.docString += `; gradients clipped to global norm ${maxGradNorm}`;
+  }
   g.addNode({
     opType: 'AdamWOptimizer',
     domain: 'com.microsoft',
     name: `/optimizer/${kind === 'sgd' ? 'SGDviaAdamW' : 'AdamW'}`,
-    inputs: [lr, 'step', 'params', 'gradients', 'first_order_moments', 'second_order_moments'],
+    inputs: [lr, 'step', 'params', gradients, 'first_order_moments', 'second_order_moments'],
     outputs: [OPTIMIZER_FLAG],
     attrs,
   });

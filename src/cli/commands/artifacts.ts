@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { generateArtifacts } from '../../artifacts/generate.js';
 import { formatCount, formatShare } from '../../modules/index.js';
-import { choiceFlag, intFlag, numberFlag } from '../parse.js';
+import { choiceFlag, intFlag, maxGradNormFlag, numberFlag } from '../parse.js';
 
 interface ArtifactFlags {
   train: string;
@@ -17,6 +17,7 @@ interface ArtifactFlags {
   warmupRatio?: string;
   totalSteps?: string;
   weightDecay?: string;
+  maxGradNorm?: number;
   dropout?: string;
   newHead?: boolean;
   freezeHead?: boolean;
@@ -44,6 +45,7 @@ export function register(program: Command): void {
     .option('--warmup-ratio <r>', 'share of the total steps spent warming up', '0')
     .option('--total-steps <n>', 'steps of the linear schedule (ort format bakes it in)')
     .option('--weight-decay <w>', 'AdamW decoupled weight decay (not on biases and LayerNorm weights)', '0.01')
+    .option('--max-grad-norm <x>', 'clip the global gradient norm to x before each update (0 or none: no clipping)', maxGradNormFlag, 1)
     .option('--dropout <p>', 'dropout probability everywhere (default: the model config\'s rates; 0: deterministic)')
     .option('--new-head', 're-initialise the classification head')
     .option('--freeze-head', 'keep the classification head frozen')
@@ -68,6 +70,7 @@ export function register(program: Command): void {
         warmupRatio: numberFlag('--warmup-ratio', f.warmupRatio),
         totalSteps: intFlag('--total-steps', f.totalSteps, 1),
         weightDecay: numberFlag('--weight-decay', f.weightDecay),
+        maxGradNorm: f.maxGradNorm,
         dropout: numberFlag('--dropout', f.dropout),
         newHead: f.newHead,
         freezeHead: f.freezeHead,

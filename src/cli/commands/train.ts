@@ -3,11 +3,12 @@ import { ModtuneError } from '../../errors.js';
 import { formatDuration } from '../../util/progress.js';
 import { train, TrainInterrupted, type TrainOptions } from '../../train/index.js';
 import { metricsTable } from '../../train/report.js';
+import { maxGradNormFlag } from '../parse.js';
 
 interface TrainFlags {
   train?: string; artifacts?: string; task?: string; epochs?: number; maxSteps?: number; batchSize?: number;
   gradAccum?: number; lr?: number; lrSchedule?: 'linear' | 'constant'; warmupRatio?: number; weightDecay?: number;
-  optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; seed?: number; evalEvery?: number; earlyStop?: number;
+  maxGradNorm?: number; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; seed?: number; evalEvery?: number; earlyStop?: number;
   saveEvery?: number; limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; device?: 'cpu' | 'cuda';
   threads?: number; tokenizer?: string; data?: string; out?: string; resume?: boolean; newHead?: boolean;
   freezeHead?: boolean; force?: boolean;
@@ -41,6 +42,7 @@ export function register(program: Command): void {
     .option('--lr-schedule <kind>', 'linear (warmup, then decay to 0) or constant (default linear)')
     .option('--warmup-ratio <x>', 'fraction of the updates spent warming up (default 0)', num('--warmup-ratio'))
     .option('--weight-decay <x>', 'AdamW/SGD decoupled weight decay (default 0.01)', num('--weight-decay'))
+    .option('--max-grad-norm <x>', 'clip the global gradient norm to x before each update (default 1.0; 0 or none: no clipping)', maxGradNormFlag)
     .option('--optimizer <name>', 'adamw or sgd (default adamw)')
     .option('--dropout <p>', "dropout everywhere (default: the model's config)", num('--dropout'))
     .option('--max-length <n>', 'tokens per example (default 128)', int('--max-length'))

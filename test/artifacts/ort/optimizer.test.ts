@@ -164,6 +164,37 @@ describe('ORT optimizer graphs', () => {
     }
   });
 
+  it('clip the global gradient norm before the update (InplaceClipGradNorm), as torch.nn.utils.clip_grad_norm_ does', async () => {
+    const maxGradNorm = 1;
+    const clipped = (g: number[]) => {
+      const norm = Math.sqrt(g.reduce((a, v) => a + v * v, 0));
+      expect(norm).toBeGreaterThan(4 * maxGradNorm); // clipping engages: ‖[X, F]‖ ≈ 4.5
+      const coef = Math.min(1, maxGradNorm / (norm + 1e-6));
+      return g.map((v) => v * coef);
+    };
+    const o = { lr: 0.05, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 10 } as LrSchedule, maxGradNorm };
+    const m = buildAdamWOptimizerModel(o);
+    expect(m.graph.nodes.filter((n) => n.domain === 'com.microsoft').map((n) => n.opType)).toEqual(['InplaceClipGradNorm', 'AdamWOptimizer']);
+    const { s, feeds } = await linearSession(m);
+    const ref = new ReferenceAdamW([...W0, ...B0], o);
+    for (const [i, batches] of [1, 2, 1].entries()) {
+      for (let b = 0; b < batches; b++) await s.runTrainStep(feeds);
+      await s.runOptimizerStep();
+      await s.lazyResetGrad();
+      ref.step(i + 1, clipped([...X, ...F].map((v) => v * batches)));
+      expectClose(await s.getContiguousParameters(true), ref.p);
+    }
+    await s.release();
+
+    // SGD makes the step proportional to the gradient, so the coefficient itself shows: p − lr·coef·g.
+    const sgd = await linearSession(buildSgdOptimizerModel({ lr: 0.1, weightDecay: 0, schedule: { kind: 'constant', warmupSteps: 0, totalSteps: 0 }, maxGradNorm }));
+    await sgd.s.runTrainStep(sgd.feeds);
+    await sgd.s.runOptimizerStep();
+    const want = clipped([...X, ...F]).map((g, i) => [...W0, ...B0][i]! - 0.1 * g);
+    expectClose(await sgd.s.getContiguousParameters(true), want);
+    await sgd.s.release();
+  });
+
   it('SGDOptimizerV2 does not load in the 1.19.2 wasm runtime (why SGD goes through AdamWOptimizer)', async () => {
     const g = new Graph();
     g.inputs = [
