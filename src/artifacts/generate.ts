@@ -9,6 +9,7 @@ import type { ParameterInfo, Selection } from '../modules/types.js';
 import type { Model } from '../onnx/graph.js';
 import { modelSha256 } from '../onnx/hash.js';
 import { loadModel, saveModelsSharedWeights, writeAtomic } from '../onnx/io.js';
+import { checkFiniteWeights } from '../onnx/finite.js';
 import { VERSION } from '../version.js';
 import { upgradeOpset } from '../autodiff/opset.js';
 import { ExposedParameter, exposeTrainableParameters, transpose2d } from './expose.js';
@@ -128,6 +129,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const { head, labels, task } = resolveHead(opts);
   const seed = opts.seed ?? 42;
   const base = loadModel(opts.model);
+  checkFiniteWeights(base, opts.model);
   const sha256 = modelSha256(opts.model, base.externalDataFiles ?? []);
   const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, label: opts.model });
   const structure = discoverParameters(headed.train);

@@ -1,4 +1,5 @@
 import { ModtuneError } from '../errors.js';
+import { parameterCount } from './weights.js';
 
 export type ModelType = 'bert' | 'roberta' | 'electra';
 export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';
@@ -170,7 +171,47 @@ export function parseHfConfig(json: unknown, file: string): BertConfig {
   }
   if (id2label) config.id2label = id2label;
   if (r.has('problem_type')) config.problemType = r.oneOf('problem_type', PROBLEM_TYPES);
+  checkSizeBounds(config, json as Record<string, unknown>, file);
   return config;
+}
+
+/**
+ * Upper bounds on a config's sizes, checked before anything is allocated: a config is untrusted, and
+ * `num_hidden_layers: 1e6` must be an error in milliseconds, not an out-of-memory crash minutes later.
+ * Each bound is far above any published BERT-family encoder (BERT-large: 24 layers, hidden 1,024;
+ * XLM-R XL: 36 layers, hidden 2,560, vocabulary 250,002).
+ */
+export const CONFIG_BOUNDS = {
+  num_hidden_layers: 256,
+  hidden_size: 16_384,
+  num_attention_heads: 1_024,
+  intermediate_size: 65_536,
+  vocab_size: 1_048_576,
+  max_position_embeddings: 65_536,
+  type_vocab_size: 1_024,
+  embedding_size: 16_384,
+  num_labels: 100_000,
+} as const;
+
+/** At most this many parameters (4 GiB of float32): a single ONNX file and V8's memory stay within reach. */
+export const MAX_PARAMETERS = 2 ** 30;
+
+function checkSizeBounds(c: BertConfig, json: Record<string, unknown>, file: string): void {
+  const values: Record<keyof typeof CONFIG_BOUNDS, number | undefined> = {
+    num_hidden_layers: c.numHiddenLayers, hidden_size: c.hiddenSize, num_attention_heads: c.numAttentionHeads,
+    intermediate_size: c.intermediateSize, vocab_size: c.vocabSize, max_position_embeddings: c.maxPositionEmbeddings,
+    type_vocab_size: c.typeVocabSize, embedding_size: c.embeddingSize, num_labels: c.numLabels,
+  };
+  for (const [field, max] of Object.entries(CONFIG_BOUNDS) as [keyof typeof CONFIG_BOUNDS, number][]) {
+    const v = values[field];
+    if (v !== undefined && v > max) {
+      throw new ModtuneError(`${file}: field '${field}' is ${JSON.stringify(json[field] ?? v)}, more than modtune supports (at most ${max.toLocaleString('en-US')})`);
+    }
+  }
+  const n = parameterCount(c, { pooler: true, numLabels: c.numLabels ?? 0 });
+  if (n > MAX_PARAMETERS) {
+    throw new ModtuneError(`${file}: these sizes make a model of ${n.toLocaleString('en-US')} parameters, more than modtune supports (${MAX_PARAMETERS.toLocaleString('en-US')}, 4 GiB of float32)`);
+  }
 }
 
 const ARCHITECTURE_PREFIX: Record<ModelType, string> = { bert: 'Bert', roberta: 'Roberta', electra: 'Electra' };

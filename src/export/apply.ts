@@ -9,6 +9,7 @@ import { discoverParameters, ModelStructure, ParameterInfo } from '../modules/in
 import type { Model } from '../onnx/graph.js';
 import { modelSha256 } from '../onnx/hash.js';
 import { loadModel } from '../onnx/io.js';
+import { checkFiniteWeights } from '../onnx/finite.js';
 import { Delta, sameShape } from './delta.js';
 import { hfValues } from './params.js';
 
@@ -22,6 +23,7 @@ export interface BaseModel {
 
 export function loadBase(file: string): BaseModel {
   const model = loadModel(file);
+  checkFiniteWeights(model, file);
   const sha256 = modelSha256(file, model.externalDataFiles ?? []);
   return { label: file, model, sha256, structure: discoverParameters(model, { label: file }) };
 }

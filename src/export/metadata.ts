@@ -46,3 +46,47 @@ export function readJsonMeta<T>(model: Model, key: string, label: string): T | u
     throw new ModtuneError(`${label}: metadata '${key}' is not valid JSON`);
   }
 }
+
+/**
+ * A model's `modtune.task` metadata, checked: the labels and numbers a predictor trusts to read the
+ * logits. `logitsWidth` (the model's logits' last dimension, when static) must match the head.
+ */
+export function readTaskMeta(model: Model, label: string, logitsWidth?: number): TaskMeta | undefined {
+  const t = readJsonMeta<TaskMeta>(model, META_TASK, label);
+  if (t === undefined) return undefined;
+  const where = `${label}: metadata '${META_TASK}'`;
+  if (typeof t !== 'object' || t === null) throw new ModtuneError(`${where} should be a JSON object`);
+  if (t.name !== null && typeof t.name !== 'string') throw new ModtuneError(`${where}: field 'name' should be a string or null`);
+  if (t.kind !== null && t.kind !== 'single' && t.kind !== 'pair') throw new ModtuneError(`${where}: field 'kind' should be 'single', 'pair' or null`);
+  const head = t.head as { kind?: unknown; numLabels?: unknown } | null;
+  if (typeof head !== 'object' || head === null) throw new ModtuneError(`${where}: field 'head' should be an object`);
+  let outputs: number;
+  if (head.kind === 'classification') {
+    if (!Number.isSafeInteger(head.numLabels) || (head.numLabels as number) < 2) throw new ModtuneError(`${where}: field 'head.numLabels' should be an integer ≥ 2, got ${JSON.stringify(head.numLabels)}`);
+    outputs = head.numLabels as number;
+    if (t.labels !== null && (!Array.isArray(t.labels) || t.labels.length !== outputs || !t.labels.every((l) => typeof l === 'string'))) {
+      throw new ModtuneError(`${where}: field 'labels' should list ${outputs} label names (head.numLabels), got ${JSON.stringify(t.labels)}`);
+    }
+  } else if (head.kind === 'regression') {
+    outputs = 1;
+  } else {
+    throw new ModtuneError(`${where}: field 'head.kind' should be 'classification' or 'regression', got ${JSON.stringify(head.kind)}`);
+  }
+  if (logitsWidth !== undefined && logitsWidth !== outputs) {
+    throw new ModtuneError(`${where}: the head has ${outputs} output${outputs === 1 ? '' : 's'}, but the model's logits have ${logitsWidth}`);
+  }
+  return t;
+}
+
+/** A model's `modtune.tokenizer` metadata, checked (its file is resolved by the reader, inside the model's folder). */
+export function readTokenizerMeta(model: Model, label: string): TokenizerMeta | undefined {
+  const t = readJsonMeta<TokenizerMeta>(model, META_TOKENIZER, label);
+  if (t === undefined) return undefined;
+  const where = `${label}: metadata '${META_TOKENIZER}'`;
+  if (typeof t !== 'object' || t === null) throw new ModtuneError(`${where} should be a JSON object`);
+  if (t.file !== null && typeof t.file !== 'string') throw new ModtuneError(`${where}: field 'file' should be a file name or null`);
+  if (t.sha256 !== null && (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256))) throw new ModtuneError(`${where}: field 'sha256' should be a hex sha256 or null`);
+  if (typeof t.lowercase !== 'boolean') throw new ModtuneError(`${where}: field 'lowercase' should be true or false`);
+  if (!Number.isSafeInteger(t.maxLength) || t.maxLength < 2) throw new ModtuneError(`${where}: field 'maxLength' should be an integer ≥ 2, got ${JSON.stringify(t.maxLength)}`);
+  return t;
+}

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { saveModel } from '../onnx/io.js';
+import { checkFiniteWeights } from '../onnx/finite.js';
 import type { Model } from '../onnx/graph.js';
 import { BertConfig, WeightMap, buildBert, countParameters, headLabelsInWeights, loadWeights, parseHfConfig } from '../bert/index.js';
 
@@ -51,6 +52,7 @@ export function buildPulledModel(dir: string, opts: BuildPulledOptions = {}): Bu
   }
 
   const model = buildBert({ config, weights, weightsLabel: dir, numLabels: numLabels || undefined, seed: opts.seed });
+  checkFiniteWeights(model, dir);
   const out = opts.out ?? path.join(dir, 'model.onnx');
   const files = saveModel(model, out, { externalData: 'auto' });
   return { model, config, files, numLabels, newHead, parameters: countParameters(model) };

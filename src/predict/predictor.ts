@@ -14,12 +14,13 @@ import { ModtuneError } from '../errors.js';
 import { BertTokenizer, loadTokenizer } from '../data/tokenizer.js';
 import { BaseModel } from '../export/apply.js';
 import { Delta, deltaNumLabels, readDelta, sameShape } from '../export/delta.js';
-import { META_TASK, META_TOKENIZER, readJsonMeta, TaskMeta, TokenizerMeta } from '../export/metadata.js';
+import { META_TASK, META_TOKENIZER, readTaskMeta, readTokenizerMeta, TaskMeta, TokenizerMeta } from '../export/metadata.js';
 import { buildMultiTaskModel, MultiTaskModel, readMultiTask, taskMeta, taskNames } from '../export/multitask.js';
 import { discoverParameters } from '../modules/index.js';
 import type { Model } from '../onnx/graph.js';
 import { modelSha256, sha256File } from '../onnx/hash.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
+import { checkFiniteWeights } from '../onnx/finite.js';
 import { numel } from '../onnx/tensor.js';
 import { resolveInside } from '../util/inside.js';
 import { loadRuntime, Runtime, RuntimeName, RuntimeSession, RuntimeTensor } from './runtime.js';
@@ -92,15 +93,16 @@ export class Predictor {
       throw new ModtuneError(`${opts.base}: cannot read model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     const model = decodeModel(bytes, { baseDir: path.dirname(path.resolve(opts.base)), label: opts.base });
+    checkFiniteWeights(model, opts.base);
     const tokenizers = new TokenizerCache(opts.tokenizer);
     const multi = readMultiTask(model, opts.base);
-    const merged = readJsonMeta<TaskMeta>(model, META_TASK, opts.base);
+    const merged = readTaskMeta(model, opts.base, multi ? undefined : logitsWidth(model));
     const deltaDirs = opts.deltas ?? [];
 
     if (deltaDirs.length === 0) {
       if (multi) throw new ModtuneError(`${opts.base}: a multi-task model; give the delta folders of the tasks to serve`);
       if (!merged) throw new ModtuneError(`${opts.base}: not a merged model (no ${META_TASK} metadata); give the delta folder(s) to apply to this base model`);
-      const tok = readJsonMeta<TokenizerMeta>(model, META_TOKENIZER, opts.base);
+      const tok = readTokenizerMeta(model, opts.base);
       const tokenizer = tokenizers.forModel(opts.base, tok);
       const name = merged.name ?? path.basename(opts.base).replace(/\.onnx$/, '');
       const state: TaskState = { name, task: merged, numLabels: headLabels(merged), labels: merged.labels, tokenizer, maxLength: tok?.maxLength ?? 512, feeds: {} };
@@ -221,6 +223,9 @@ export class Predictor {
     const data = logits.data as Float32Array;
     const width = logits.dims[logits.dims.length - 1]!;
     const k = this.current.numLabels;
+    if (logits.dims.length !== 2 || logits.dims[0] !== n || width < k) {
+      throw new ModtuneError(`task ${this.current.name} has ${k} output${k === 1 ? '' : 's'}, but the model's logits are [${logits.dims.join(', ')}] for ${n} input${n === 1 ? '' : 's'}`);
+    }
     return Array.from({ length: n }, (_, r) => Array.from(data.subarray(r * width, r * width + k)));
   }
 
@@ -248,6 +253,13 @@ function normalizeInput(input: PredictInput, i: number): { text: string; pair?: 
   }
   if (input && typeof input.text === 'string') return { text: input.text, pair: input.textPair };
   throw new ModtuneError(`input ${i + 1}: expected a text, a [text, pair] array or { text, textPair }`);
+}
+
+/** The last dimension of the model's `logits` output, when it is a number. */
+function logitsWidth(model: Model): number | undefined {
+  const out = model.graph.outputs.find((o) => o.name === 'logits');
+  const last = out?.shape?.[out.shape.length - 1];
+  return typeof last === 'number' && last > 0 ? last : undefined;
 }
 
 function headLabels(t: TaskMeta): number {

@@ -46,6 +46,9 @@ describe('Hugging Face config parsing', () => {
     ['id2label gaps', { ...base, id2label: { 0: 'a', 2: 'b' } }, /field 'id2label' should be an object with keys "0".."n-1"/],
     ['bad problem type', { ...base, problem_type: 'ranking' }, /field 'problem_type' should be one of regression/],
     ['embedding_size on bert', { ...base, embedding_size: 128 }, /field 'embedding_size' should be absent or equal to hidden_size \(768\) for model_type 'bert'/],
+    ['a million layers', { ...base, num_hidden_layers: 1e6 }, /field 'num_hidden_layers' is 1000000, more than modtune supports \(at most 256\)/],
+    ['a huge vocabulary', { ...base, vocab_size: 1e9 }, /field 'vocab_size' is 1000000000, more than modtune supports/],
+    ['sizes whose product is too big', { ...base, vocab_size: 1_000_000, hidden_size: 4096, num_attention_heads: 32 }, /cfg\.json: these sizes make a model of [\d,]+ parameters, more than modtune supports/],
     ['roberta positions too few', { ...base, model_type: 'roberta', max_position_embeddings: 2 }, /field 'max_position_embeddings' should be more than pad_token_id \+ 1/],
   ];
   for (const [what, json, message] of bad) {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { ModtuneError } from '../../errors.js';
 import { saveModel } from '../../onnx/io.js';
+import { checkFiniteWeights } from '../../onnx/finite.js';
 import { BertConfig, buildBert, countParameters, headLabelsInWeights, loadWeights, parseHfConfig, presetConfig, PRESETS, WeightMap } from '../../bert/index.js';
 
 interface BuildFlags {
@@ -64,6 +65,7 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
     numLabels: flags.regression ? undefined : numLabels,
     regression: flags.regression,
   });
+  if (weights) checkFiniteWeights(model, flags.weights!);
   const files = saveModel(model, flags.out, { externalData: flags.externalData ? true : 'auto' });
 
   const sizes = files.map((f) => `${f} (${formatBytes(fs.statSync(f).size)})`);
