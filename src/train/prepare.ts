@@ -122,6 +122,7 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
         model: o.model!, train: spec, out: artifactsDir, task: task.name, format: factory.format,
         optimizer: o.optimizer ?? DEFAULTS.optimizer, lr: cfgBase.lr, lrSchedule: cfgBase.lrSchedule,
         warmupSteps: totals.warmupSteps, totalSteps: totals.totalSteps, weightDecay: o.weightDecay ?? DEFAULTS.weightDecay,
+        maxGradNorm: o.maxGradNorm ?? DEFAULTS.maxGradNorm,
         dropout: o.dropout, newHead: o.newHead, freezeHead: o.freezeHead, tokenizer: tokenizerFile, maxLength,
         seed: o.seed ?? DEFAULTS.seed, force: true,
       }).manifest;
@@ -147,7 +148,6 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
     maxLength, seed: o.seed ?? DEFAULTS.seed,
     evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,
     limitTrain: o.limitTrain ?? null, limitEval: o.limitEval ?? null,
-        maxGradNorm: o.maxGradNorm ?? DEFAULTS.maxGradNorm,
     newHead: !!o.newHead, freezeHead: manifest.selection.freezeHead,
     totals,
   };
