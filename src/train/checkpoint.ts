@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../bert/safetensors.js';
 import { writeAtomic } from '../onnx/io.js';
+import { isProcessAlive, sweepDeadTemps, tempOwner } from '../util/folder-lock.js';
 import type { DataOrderState } from '../data/batching.js';
 import type { TensorMap } from './backends/types.js';
 
@@ -191,13 +192,18 @@ export function pruneCheckpoints(runDir: string, keep: number, protect: number[]
   const steps = listCheckpoints(runDir);
   const kept = new Set([...steps.slice(Math.max(0, steps.length - keep)), ...protect]);
   for (const s of steps) if (!kept.has(s)) fs.rmSync(path.join(root, stepDirName(s)), { recursive: true, force: true });
-  for (const n of fs.readdirSync(root)) {
-    if (isTemp(n)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
-  }
+  sweepDeadTemps(root, isTemp);
 }
 
 /** Leftovers of an interrupted write: checkpoint temp folders and `writeAtomic` temp files. */
 const isTemp = (name: string) => name.startsWith('.tmp-') || /\.tmp-\d+-\d+$/.test(name);
+
+/** A temporary whose writer is gone (a live writer's is still being written). */
+const isDeadTemp = (name: string) => {
+  if (!isTemp(name)) return false;
+  const pid = tempOwner(name);
+  return pid === null || pid === process.pid || !isProcessAlive(pid);
+};
 
 /**
  * Before resuming from `step`: drop what a crash may have left after it (temp folders, checkpoints
@@ -208,7 +214,7 @@ export function discardAfter(runDir: string, step: number | null): void {
   if (!fs.existsSync(root)) return;
   for (const n of fs.readdirSync(root)) {
     const m = STEP_DIR.exec(n);
-    if (isTemp(n) || (m && (step === null || Number(m[1]) > step))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+    if (isDeadTemp(n) || (m && (step === null || Number(m[1]) > step))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
   }
   if (step === null) fs.rmSync(path.join(root, LATEST_FILE), { force: true });
 }

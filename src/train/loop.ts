@@ -42,7 +42,11 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     options.log?.(`${prepared.finished.runDir}: the run finished already (summary.json); nothing to resume`);
     return prepared.finished;
   }
-  return runLoop(prepared, options);
+  try {
+    return await runLoop(prepared, options);
+  } finally {
+    prepared.lock.release();
+  }
 }
 
 async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary> {

@@ -20,7 +20,9 @@ import {
   checkBakedOptions, DEFAULTS, resumeMismatches, specSlug, timestamp, validateOptions,
   type RunConfig, type RunTotals, type TrainOptions,
 } from './options.js';
-import { isRunFolder, readConfig, readSummary, runArtifactsDir, runFiles, writeConfig, type TrainSummary } from './run-folder.js';
+import { isRunFolder, readConfig, readSummary, RUN_FOLDER, runArtifactsDir, runFiles, writeConfig, type TrainSummary } from './run-folder.js';
+import { acquireFolderLock, checkUnlocked, LOCK_FILE, type FolderLock } from '../util/folder-lock.js';
+import { checkOutputFolder, clearFolder, type GuardInput } from '../util/output-guard.js';
 import { warmupStepsFor } from './schedule.js';
 
 export interface PreparedRun {
@@ -33,13 +35,30 @@ export interface PreparedRun {
   trainSet: EncodedDataset;
   devSets: Array<{ split: string; dataset: EncodedDataset }>;
   resumed: boolean;
+  /** The run folder's writer lock, held until the run ends (`train` releases it). */
+  lock: FolderLock;
 }
 
 /** A prepared run, or the summary of a run that --resume finds finished already. */
 export async function prepareRun(o: TrainOptions): Promise<PreparedRun | { finished: TrainSummary }> {
   validateOptions(o);
-  return o.resume ? prepareResume(o) : prepareFresh(o);
+  // The run folder's lock is taken during preparation and handed to the loop; if preparing fails,
+  // it is released here.
+  const taken: FolderLock[] = [];
+  const lock: TakeLock = (dir, command) => {
+    const l = acquireFolderLock(dir, command);
+    taken.push(l);
+    return l;
+  };
+  try {
+    return o.resume ? await prepareResume(o, lock) : await prepareFresh(o, lock);
+  } catch (e) {
+    for (const l of taken) l.release();
+    throw e;
+  }
 }
+
+type TakeLock = (dir: string, command: string) => FolderLock;
 
 /** Check that an artifacts folder's head fits the task; names both on a mismatch. */
 export function checkHeadFitsTask(m: Manifest, task: GlueTask, dir: string): void {
@@ -55,7 +74,7 @@ function requireTask(o: TrainOptions): GlueTask {
   return getGlueTask(o.task);
 }
 
-async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
+async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<PreparedRun> {
   const task = requireTask(o);
   if (o.model && o.artifacts) throw new ModtuneError('give either a model (.onnx) or --artifacts DIR, not both');
   if (!o.model && !o.artifacts) throw new ModtuneError('nothing to train: give a model (modtune train <model.onnx> --train SPEC --task NAME) or --artifacts DIR');
@@ -89,16 +108,21 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
   if (!fs.existsSync(tokenizerFile)) throw new ModtuneError(`--tokenizer ${tokenizerFile}: file not found (expected tokenizer.json or vocab.txt)`);
 
   const runDir = path.resolve(o.out ?? path.join('runs', `${task.name}-${specSlug(spec)}-${timestamp()}`));
-  const exists = fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0;
-  if (exists && !o.force) {
-    const what = isRunFolder(runDir) ? 'holds a run' : 'exists and is not empty';
-    throw new ModtuneError(`${runDir} ${what}; pass --resume to continue it, --force to start over, or choose another --out`);
-  }
+  const dataDir = resolveGlueDir(task, { data: o.data });
+  // Before anything is loaded: a folder in use, a folder that is or holds an input, or anything
+  // but a run folder (and that only with --force) is refused.
+  checkUnlocked(runDir);
+  const inputs: GuardInput[] = [
+    ...(o.model ? [{ path: path.resolve(o.model), what: 'the model' }] : []),
+    ...(artifactsDir ? [{ path: artifactsDir, what: 'the artifacts' }] : []),
+    { path: tokenizerFile, what: 'the tokenizer' },
+    { path: dataDir, what: 'the data' },
+  ];
+  const state = checkOutputFolder(runDir, RUN_FOLDER, { force: o.force, inputs, hint: 'pass --resume to continue it, ' });
 
   const maxLength = o.maxLength ?? manifest?.tokenizer.maxLength ?? DEFAULTS.maxLength;
   const tokenizer = loadTokenizer(tokenizerFile);
   if (manifest) checkVocabulary(tokenizer, tokenizerFile, manifest);
-  const dataDir = resolveGlueDir(task, { data: o.data });
   const { trainSet, devSets } = loadData(task, dataDir, tokenizer, maxLength, o);
 
   const batchSize = o.batchSize ?? DEFAULTS.batchSize;
@@ -109,8 +133,9 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
   const warmupRatio = o.warmupRatio ?? (schedule && schedule.totalSteps > 0 ? schedule.warmupSteps / schedule.totalSteps : DEFAULTS.warmupRatio);
   const totals = computeTotals(trainSet, devSets, { batchSize, gradAccum, epochs, maxSteps: o.maxSteps, warmupRatio });
 
-  if (exists) fs.rmSync(runDir, { recursive: true, force: true });
   fs.mkdirSync(runDir, { recursive: true });
+  const lock = takeLock(runDir, 'modtune train');
+  if (state === 'ours' || state === 'partial') clearFolder(runDir, [LOCK_FILE]);
   const cfgBase = {
     lr: o.lr ?? optimizer?.lr ?? DEFAULTS.lr,
     lrSchedule: o.lrSchedule ?? schedule?.kind ?? DEFAULTS.lrSchedule,
@@ -152,13 +177,15 @@ async function prepareFresh(o: TrainOptions): Promise<PreparedRun> {
     totals,
   };
   writeConfig(runDir, cfg);
-  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: false };
+  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: false, lock };
 }
 
-async function prepareResume(o: TrainOptions): Promise<PreparedRun | { finished: TrainSummary }> {
+async function prepareResume(o: TrainOptions, takeLock: TakeLock): Promise<PreparedRun | { finished: TrainSummary }> {
   if (!o.out) throw new ModtuneError('--resume needs --out RUN_DIR (the run folder to continue)');
   const runDir = path.resolve(o.out);
-  if (!isRunFolder(runDir)) throw new ModtuneError(`--resume: ${o.out} is not a run folder (no config.json)`);
+  checkUnlocked(runDir);
+  if (!isRunFolder(runDir)) return resumeUnstarted(o, runDir, takeLock);
+  const lock = takeLock(runDir, 'modtune train --resume');
   const saved = readConfig(runDir);
   const task = getGlueTask(saved.task);
   const mismatches = resumeMismatches(o, saved, (t) => getGlueTask(t).name);
@@ -169,7 +196,10 @@ async function prepareResume(o: TrainOptions): Promise<PreparedRun | { finished:
     );
   }
   const finished = readSummary(runDir);
-  if (finished) return { finished };
+  if (finished) {
+    lock.release();
+    return { finished };
+  }
   const factory = getBackend(saved.backend);
   const artifactsDir = runArtifactsDir(runDir, saved);
   const manifest = readManifest(artifactsDir);
@@ -190,7 +220,28 @@ async function prepareResume(o: TrainOptions): Promise<PreparedRun | { finished:
     saveEvery: o.saveEvery ?? saved.saveEvery,
     data: dataDir,
   };
-  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: true };
+  return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: true, lock };
+}
+
+/**
+ * --resume of a run stopped before it wrote config.json (only its lock and partly built artifacts
+ * are there): nothing can be continued, so the run starts from the beginning when the command
+ * gives its options, without --force.
+ */
+async function resumeUnstarted(o: TrainOptions, runDir: string, takeLock: TakeLock): Promise<PreparedRun> {
+  let state: string;
+  try {
+    state = checkOutputFolder(runDir, RUN_FOLDER);
+  } catch {
+    state = 'other';
+  }
+  const given = !!o.task && !!(o.model || o.artifacts);
+  if (state !== 'partial' && !(state === 'empty' && given)) throw new ModtuneError(`--resume: ${o.out} is not a run folder (no config.json)`);
+  if (!given) {
+    throw new ModtuneError(`--resume: ${o.out} holds a run stopped before it wrote config.json; start it again with its options (a model or --artifacts, --train, --task), no --force needed`);
+  }
+  o.log?.(`${runDir}: the run was stopped before it wrote config.json; starting it from the beginning`);
+  return prepareFresh({ ...o, resume: false }, takeLock);
 }
 
 function loadData(task: GlueTask, dir: string, tokenizer: BertTokenizer, maxLength: number, o: Pick<TrainOptions, 'limitTrain' | 'limitEval' | 'cacheDir'>) {

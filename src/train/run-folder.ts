@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../bert/safetensors.js';
 import { writeAtomic } from '../onnx/io.js';
+import { LOCK_FILE, sweepDeadTemps } from '../util/folder-lock.js';
+import { jsonHas, type FolderKind } from '../util/output-guard.js';
 import type { TensorMap } from './backends/types.js';
 import { checkpointsDir, stepDirName, type BestRecord } from './checkpoint.js';
 import type { RunConfig } from './options.js';
@@ -62,6 +64,19 @@ export interface TrainSummary {
   /** completed: all steps done; early-stopped: --early-stop ended it. */
   status: 'completed' | 'early-stopped';
 }
+
+/**
+ * A run folder as `--force` may replace it: a `config.json` that modtune wrote. A folder holding
+ * only the lock of a dead run and what `train` writes before its config (the artifacts it builds,
+ * temporaries) is a run stopped before it started, restarted without --force.
+ */
+export const RUN_FOLDER: FolderKind = {
+  name: 'a run folder',
+  marker: 'config.json',
+  recognise: (text) => jsonHas(text, { modtuneVersion: 'string', task: 'string', totals: 'object' }),
+  partialProof: LOCK_FILE,
+  partialEntry: (n) => n === LOCK_FILE || n.startsWith(`${LOCK_FILE}.`) || n === 'artifacts' || /^artifacts\.tmp-\d+$/.test(n) || /^config\.json\.tmp-\d+-\d+$/.test(n),
+};
 
 export function isRunFolder(dir: string): boolean {
   return fs.existsSync(runFiles(dir).config);
@@ -152,9 +167,7 @@ export function readBestRecord(dir: string): BestRecord | null {
  */
 export function reconcileBest(dir: string, best: BestRecord | null): void {
   const files = runFiles(dir);
-  for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (/^best\.(tmp|old)-\d+$/.test(n)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
-  }
+  sweepDeadTemps(dir, (n) => /^best\.(tmp|old)-\d+$/.test(n));
   const onDisk = readBestRecord(dir);
   if (!best) {
     fs.rmSync(files.best, { recursive: true, force: true });

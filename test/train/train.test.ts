@@ -285,7 +285,7 @@ describe('train: bad input fails before anything is written', () => {
     const out = path.join(tmpDir(), 'run');
     await train({ ...quiet, artifacts, task: 'sst2', limitTrain: 8, limitEval: 8, batchSize: 8, maxSteps: 1, out });
     const before = snapshot(out);
-    expect(await fails({ artifacts, task: 'sst2', out })).toMatch(/holds a run; pass --resume to continue it, --force to start over/);
+    expect(await fails({ artifacts, task: 'sst2', out })).toMatch(/holds a run folder; pass --resume to continue it, pass --force to replace it, or choose another --out$/);
     expect(snapshot(out)).toEqual(before);
     expect(await fails({ out: tmpDir(), resume: true })).toMatch(/--resume: .* is not a run folder/);
     // A finished run resumes to its summary, untouched.
