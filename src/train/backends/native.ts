@@ -121,7 +121,9 @@ export class NativeBackend implements TrainBackend {
     const logitsSpec = spec.outputs.find((o) => o.role === 'logits');
     if (!logitsSpec) throw new ModtuneError(`${spec.file}: the manifest lists no 'logits' output`);
     const logits = out[logitsSpec.name]?.data;
-    if (!(logits instanceof Float32Array) || logits.length % batch.batch !== 0 || logits.length === 0) {
+    // One row per example, or per masked token in a masked-LM batch.
+    const rows = batch.maskedPositions ? batch.maskedPositions.length : batch.batch;
+    if (!(logits instanceof Float32Array) || logits.length % rows !== 0 || logits.length === 0) {
       throw new ModtuneError(`${spec.file}: output '${logitsSpec.name}' is not float32 logits with one row per example`);
     }
     return { loss: batch.labels ? scalarOf(out, spec) : NaN, logits };
