@@ -12,6 +12,8 @@ import { loadModel, saveModelsSharedWeights, writeAtomic } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
 import { VERSION } from '../version.js';
 import { upgradeOpset } from '../autodiff/opset.js';
+import { sweepDeadTemps } from '../util/folder-lock.js';
+import { checkOutputFolder, jsonHas, type FolderKind } from '../util/output-guard.js';
 import { ExposedParameter, exposeTrainableParameters, transpose2d } from './expose.js';
 import { LrSchedule, Manifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
 import { buildNativeModels, describeModel, NativeParam } from './native/build.js';
@@ -123,9 +125,12 @@ function hfMask(p: ParameterInfo, mask: Uint8Array | undefined): Uint8Array | un
 export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const format = opts.format ?? 'native';
   const out = path.resolve(opts.out);
-  if (fs.existsSync(out)) {
-    if (!opts.force) throw new ModtuneError(`output folder ${opts.out} exists; choose another --out or pass --force to replace it`);
-  }
+  const tokenizerSource = findTokenizer(opts);
+  checkOutputFolder(out, ARTIFACTS_FOLDER, {
+    force: opts.force,
+    inputs: [{ path: opts.model, what: 'the model' }, ...(tokenizerSource ? [{ path: tokenizerSource, what: 'the tokenizer' }] : [])],
+  });
+  sweepDeadTemps(path.dirname(out), (n) => n.startsWith(`${path.basename(out)}.tmp-`));
   const { head, labels, task } = resolveHead(opts);
   const seed = opts.seed ?? 42;
   const base = loadModel(opts.model);
@@ -181,7 +186,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     }
 
     let tokenizerFile: string | null = null;
-    const tok = findTokenizer(opts);
+    const tok = tokenizerSource;
     if (tok) {
       tokenizerFile = path.basename(tok).endsWith('.json') ? 'tokenizer.json' : 'vocab.txt';
       fs.copyFileSync(tok, path.join(tmp, tokenizerFile));
@@ -254,6 +259,13 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     throw e;
   }
 }
+
+/** An artifacts folder as `--force` may replace it: one with a modtune manifest.json. */
+export const ARTIFACTS_FOLDER: FolderKind = {
+  name: 'an artifacts folder',
+  marker: 'manifest.json',
+  recognise: (text) => jsonHas(text, { format: (v) => v === MANIFEST_FORMAT }),
+};
 
 /**
  * Read and check an artifacts folder's manifest. The folder may come from a run's config.json (a

@@ -17,6 +17,15 @@ import { VERSION } from '../version.js';
 import { checkFinite, DELTA_FORMAT, DELTA_JSON, DELTA_TENSORS, DELTA_VERSION, DeltaManifest, DeltaParameter, sameShape } from './delta.js';
 import { hfValues } from './params.js';
 import { readRun, resolveCheckpoint, RunCheckpoint } from './run.js';
+import { sweepDeadTemps } from '../util/folder-lock.js';
+import { checkOutputFolder, jsonHas, type FolderKind } from '../util/output-guard.js';
+
+/** A delta folder as `--force` may replace it: one with a modtune delta.json. */
+export const DELTA_FOLDER: FolderKind = {
+  name: 'a delta folder',
+  marker: DELTA_JSON,
+  recognise: (text) => jsonHas(text, { format: (v) => v === DELTA_FORMAT }),
+};
 
 export interface ExportOptions {
   run: string;
@@ -43,9 +52,11 @@ export function exportDelta(opts: ExportOptions): ExportResult {
   const ckpt = resolveCheckpoint(run, opts.checkpoint ?? 'best');
   const m = run.manifest;
   const out = path.resolve(opts.out);
-  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !opts.force) {
-    throw new ModtuneError(`output folder ${opts.out} exists and is not empty; choose another --out or pass --force to replace it`);
-  }
+  checkOutputFolder(out, DELTA_FOLDER, {
+    force: opts.force,
+    inputs: [{ path: run.dir, what: 'the run' }, { path: run.artifactsDir, what: "the run's artifacts" }],
+  });
+  sweepDeadTemps(path.dirname(out), (n) => n.startsWith(`${path.basename(out)}.tmp-`));
 
   const initial = readSafetensors(path.join(run.artifactsDir, m.initialValues)).tensors;
   const masks = m.masks ? readSafetensors(path.join(run.artifactsDir, m.masks)).tensors : new Map();

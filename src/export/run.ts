@@ -63,7 +63,9 @@ export function resolveCheckpoint(run: RunFolder, which: string): RunCheckpoint 
     const bestDir = path.join(run.dir, 'best');
     const paramsFile = path.join(bestDir, 'params.safetensors');
     if (!fs.existsSync(paramsFile)) {
-      throw new ModtuneError(`${run.dir}: no best checkpoint (best/params.safetensors); the run has not evaluated yet — use --checkpoint last or a step`);
+      const have = stepFolders(run.dir);
+      if (have.length === 0) throw noCheckpoints(run.dir);
+      throw new ModtuneError(`${run.dir}: no best checkpoint (best/params.safetensors): the run has not evaluated yet; export one of its checkpoints with --checkpoint last or a step (${have.join(', ')})`);
     }
     const metricsFile = path.join(bestDir, 'metrics.json');
     let step: number | null = null;
@@ -81,7 +83,7 @@ export function resolveCheckpoint(run: RunFolder, which: string): RunCheckpoint 
   let folder: string;
   if (which === 'last') {
     const latest = path.join(checkpoints, 'LATEST');
-    if (!fs.existsSync(latest)) throw new ModtuneError(`${run.dir}: no checkpoints/LATEST; the run has not saved a checkpoint yet`);
+    if (!fs.existsSync(latest)) throw noCheckpoints(run.dir);
     folder = fs.readFileSync(latest, 'utf8').trim();
     if (!STEP_FOLDER.test(folder)) throw new ModtuneError(`${latest}: names '${folder}', expected a folder like step-120`);
   } else if (/^\d+$/.test(which)) {
@@ -92,8 +94,9 @@ export function resolveCheckpoint(run: RunFolder, which: string): RunCheckpoint 
   const dir = path.join(checkpoints, folder);
   const paramsFile = path.join(dir, 'params.safetensors');
   if (!fs.existsSync(paramsFile)) {
-    const have = fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints).filter((f) => STEP_FOLDER.test(f)).sort() : [];
-    throw new ModtuneError(`${run.dir}: no checkpoint ${folder}; the run has ${have.length ? have.join(', ') : 'none'} (older ones are pruned)`);
+    const have = stepFolders(run.dir);
+    if (have.length === 0) throw noCheckpoints(run.dir);
+    throw new ModtuneError(`${run.dir}: no checkpoint ${folder}; the run has ${have.join(', ')} (older ones are pruned)`);
   }
   const step = Number(STEP_FOLDER.exec(folder)![1]);
   const evalAt = evalMetricsAt(run.dir, step);
@@ -108,6 +111,17 @@ export function resolveCheckpoint(run: RunFolder, which: string): RunCheckpoint 
     }
   }
   return { name: folder, paramsFile, step, metrics, main };
+}
+
+/** The run's checkpoint folders (`step-N`), by step. */
+function stepFolders(dir: string): string[] {
+  const checkpoints = path.join(dir, 'checkpoints');
+  const names = fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints).filter((f) => STEP_FOLDER.test(f) && fs.existsSync(path.join(checkpoints, f, 'params.safetensors'))) : [];
+  return names.sort((a, b) => Number(STEP_FOLDER.exec(a)![1]) - Number(STEP_FOLDER.exec(b)![1]));
+}
+
+function noCheckpoints(dir: string): ModtuneError {
+  return new ModtuneError(`${dir}: the run has no checkpoints yet (it stopped before its first one), so there is nothing to export; continue it with: modtune train --resume --out ${dir}`);
 }
 
 /** The dev evaluation logged at `step` in metrics.jsonl, if any (the last one when repeated). */

@@ -90,8 +90,34 @@ describe('exportDelta', () => {
   it('refuses to overwrite a delta folder without --force', () => {
     const out = path.join(dir, 'delta-twice');
     exportDelta({ run: run.dir, out });
-    expect(() => exportDelta({ run: run.dir, out })).toThrow(/exists and is not empty.*--force/);
+    expect(() => exportDelta({ run: run.dir, out })).toThrow(`--out ${out} holds a delta folder; pass --force to replace it, or choose another --out`);
     expect(exportDelta({ run: run.dir, out, force: true, diff: true }).manifest.diff).toBe(true);
+  });
+
+  it('--force replaces only a delta folder: never the run, a folder holding it, or a folder of the user\'s', () => {
+    const before = fs.readdirSync(run.dir).sort();
+    for (const out of [run.dir, dir]) {
+      expect(() => exportDelta({ run: run.dir, out, force: true })).toThrow(new RegExp(`^--out ${out} (is|holds) the run`));
+    }
+    expect(() => exportDelta({ run: run.dir, out: run.artifacts, force: true })).toThrow(`--out ${run.artifacts} is the run's artifacts, an input of this command; choose another --out`);
+    expect(fs.readdirSync(run.dir).sort()).toEqual(before);
+    const mine = path.join(dir, 'mine');
+    fs.mkdirSync(mine);
+    fs.writeFileSync(path.join(mine, 'notes.txt'), 'mine');
+    for (const force of [false, true]) {
+      expect(() => exportDelta({ run: run.dir, out: mine, force })).toThrow(`--out ${mine} is not empty and is not a delta folder (no delta.json written by modtune); choose another --out (--force replaces only a delta folder)`);
+    }
+    expect(fs.readdirSync(mine)).toEqual(['notes.txt']);
+  });
+
+  it('says so when the run has no checkpoints yet, whichever --checkpoint', () => {
+    const early = path.join(dir, 'run-early');
+    fs.mkdirSync(early);
+    fs.copyFileSync(path.join(run.dir, 'config.json'), path.join(early, 'config.json'));
+    for (const checkpoint of ['best', 'last', '10']) {
+      expect(() => exportDelta({ run: early, checkpoint, out: path.join(dir, 'x') }))
+        .toThrow(`${early}: the run has no checkpoints yet (it stopped before its first one), so there is nothing to export; continue it with: modtune train --resume --out ${early}`);
+    }
   });
 
   it('checks masked selections: masked-out entries must not have moved', () => {

@@ -177,22 +177,30 @@ describe('bad input to generateArtifacts and modtune artifacts', () => {
     expectNothingWritten(outFor(c.name, 'cli'));
   });
 
-  it('an existing output folder is refused unless --force, which replaces it', () => {
+  it('a folder of the user\'s is never replaced, not even with --force (which the message does not suggest)', () => {
     const existing = outFor('existing', 'cli');
-    expectOneLineError(cli.get('existing')!, /^output folder .*existing-cli exists; choose another --out or pass --force to replace it$/);
-    expect(forced.code, forced.stderr).toBe(0);
-    expect(fs.existsSync(path.join(existing, 'keep.txt'))).toBe(false);
-    expect(fs.existsSync(path.join(existing, 'manifest.json'))).toBe(true);
+    const refused = /^--out .*existing-cli is not empty and is not an artifacts folder \(no manifest\.json written by modtune\); choose another --out \(--force replaces only an artifacts folder\)$/;
+    expectOneLineError(cli.get('existing')!, refused);
+    expectOneLineError(forced, refused);
+    expect(fs.readdirSync(existing)).toEqual(['keep.txt']);
     expect(fs.readdirSync(path.dirname(existing)).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
 
+  it('an artifacts folder is replaced only with --force; a folder holding the model never', () => {
     const lib = outFor('existing', 'lib');
-    fs.mkdirSync(lib);
-    fs.writeFileSync(path.join(lib, 'keep.txt'), 'user data');
     const opts = { model: models.tiny, train: 'layernorm@last', numLabels: 2, out: lib };
-    expect(() => generateArtifacts(opts)).toThrow(ModtuneError);
-    expect(fs.readFileSync(path.join(lib, 'keep.txt'), 'utf8')).toBe('user data');
-    generateArtifacts({ ...opts, force: true });
+    generateArtifacts(opts);
+    const manifest = fs.readFileSync(path.join(lib, 'manifest.json'));
+    expect(() => generateArtifacts(opts)).toThrow(new RegExp(`^--out ${lib} holds an artifacts folder; pass --force to replace it, or choose another --out$`));
+    expect(fs.readFileSync(path.join(lib, 'manifest.json')).equals(manifest)).toBe(true);
+    generateArtifacts({ ...opts, force: true, seed: 5 });
     expect(fs.readdirSync(lib).sort()).toEqual(['manifest.json', 'native', 'params.safetensors']);
+    expect(JSON.parse(fs.readFileSync(path.join(lib, 'manifest.json'), 'utf8')).selection.seed).toBe(5);
+
+    const holder = path.dirname(models.tiny);
+    const before = fs.readdirSync(holder).sort();
+    expect(() => generateArtifacts({ ...opts, out: holder, force: true })).toThrow(`--out ${holder} holds the model ${models.tiny}, an input of this command; choose another --out`);
+    expect(fs.readdirSync(holder).sort()).toEqual(before);
   });
 
   it('an op without a rule only matters on a gradient path (when its output shape is declared)', () => {
