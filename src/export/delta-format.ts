@@ -130,3 +130,26 @@ export function checkDeltaManifest(json: unknown, file: string): DeltaManifest {
   if (typeof m.diff !== 'boolean') throw new ModtuneError(`${file}: field 'diff' should be true or false`);
   return m as unknown as DeltaManifest;
 }
+
+/**
+ * The tensors of `delta.safetensors` checked against `delta.json`: each listed parameter present
+ * with its shape and finite values, nothing unlisted. `file` names delta.safetensors in errors.
+ */
+export function checkDeltaTensors(
+  manifest: DeltaManifest,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  file: string,
+): Map<string, { shape: number[]; data: Float32Array }> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const p of manifest.parameters) {
+    const t = tensors.get(p.name);
+    if (!t) throw new ModtuneError(`${file}: tensor '${p.name}' listed in delta.json is missing`);
+    if (!sameShape(t.shape, p.shape)) throw new ModtuneError(`${file}: tensor '${p.name}' has shape [${t.shape}], delta.json says [${p.shape}]`);
+    checkFinite(t.data, `${file}: tensor '${p.name}'`);
+    out.set(p.name, { shape: t.shape, data: t.data });
+  }
+  for (const name of tensors.keys()) {
+    if (!out.has(name)) throw new ModtuneError(`${file}: tensor '${name}' is not listed in delta.json`);
+  }
+  return out;
+}

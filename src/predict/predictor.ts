@@ -23,6 +23,7 @@ import { decodeModel, encodeModel } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
 import { numel } from '../onnx/tensor.js';
 import { resolveInside } from '../util/inside.js';
+import { interpretLogits } from './interpret.js';
 import { loadRuntime, Runtime, RuntimeName, RuntimeSession, RuntimeTensor } from './runtime.js';
 
 export interface PredictorOptions {
@@ -231,13 +232,7 @@ export class Predictor {
 
   private interpret(logits: number[]): Prediction {
     const s = this.current;
-    if (s.task.head.kind === 'regression') return { task: s.name, label: null, index: null, probabilities: null, score: logits[0]!, logits };
-    const max = Math.max(...logits);
-    const exps = logits.map((v) => Math.exp(v - max));
-    const sum = exps.reduce((a, b) => a + b, 0);
-    const probabilities = exps.map((e) => e / sum);
-    const index = probabilities.indexOf(Math.max(...probabilities));
-    return { task: s.name, label: s.labels?.[index] ?? String(index), index, probabilities, score: null, logits };
+    return { task: s.name, ...interpretLogits(logits, s.task.head.kind === 'regression', s.labels), logits };
   }
 
   async release(): Promise<void> {
