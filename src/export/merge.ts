@@ -13,6 +13,8 @@ import { Delta, readDelta } from './delta.js';
 import { Fp16Result, storeWeightsAsFloat16 } from './fp16.js';
 import { META_BASE_SHA, META_DELTA_SHA, META_TASK, META_TOKENIZER, TaskMeta, TokenizerMeta } from './metadata.js';
 import { setHfValues } from './params.js';
+import { deltaFiles, externalDataFiles, isModtuneModel } from './outputs.js';
+import { checkOutputFile, checkOutputFileNotInput } from '../util/output-guard.js';
 
 export interface MergeOptions {
   /** Accept a base whose sha256 differs from the delta's (shapes must still match). */
@@ -63,11 +65,21 @@ export interface MergeFilesResult {
 /** Merge files: writes OUT and the delta's tokenizer beside it as `<out name>.<tokenizer file>`. */
 export function mergeFiles(opts: MergeFilesOptions): MergeFilesResult {
   const delta = readDelta(opts.delta);
-  const base = loadBase(opts.base);
   const out = path.resolve(opts.out);
-  if (path.resolve(opts.base) === out) throw new ModtuneError(`--out ${opts.out} would overwrite the base model`);
   const stem = path.basename(out).replace(/\.onnx$/, '');
   const tokenizerFile = delta.manifest.tokenizer.file ? `${stem}.${delta.manifest.tokenizer.file}` : null;
+  // Never written over an input (the base, its external data, the delta's files), and an existing
+  // file only with --force and only when merge wrote it. Checked before and after loading the
+  // base, whose external data files are known only then.
+  const guard = {
+    force: opts.force, name: 'a model written by modtune merge',
+    companions: [`${out}_data`, ...(tokenizerFile ? [path.join(path.dirname(out), tokenizerFile)] : [])],
+    recognise: (f: string) => isModtuneModel(f, 'merge'),
+  };
+  const inputs = [{ path: opts.base, what: 'the base model' }, ...deltaFiles(delta)];
+  checkOutputFileNotInput(out, { ...guard, inputs });
+  const base = loadBase(opts.base);
+  checkOutputFile(out, { ...guard, inputs: [...inputs, ...externalDataFiles(opts.base, base.model)] });
   const { model, fp16 } = mergeDelta(base, delta, { ...opts, tokenizerFile });
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const files = saveModel(model, out, { externalData: 'auto' });

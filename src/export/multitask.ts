@@ -25,6 +25,8 @@ import { BaseModel, checkBase, headedInference, loadBase } from './apply.js';
 import { Delta, deltaName, deltaNumLabels, readDelta, sameShape } from './delta.js';
 import { META_BASE_SHA, META_MULTITASK, MultiTaskMeta, readJsonMeta, TaskMeta } from './metadata.js';
 import { hfValues } from './params.js';
+import { deltaFiles, externalDataFiles, isModtuneModel } from './outputs.js';
+import { checkOutputFile, checkOutputFileNotInput } from '../util/output-guard.js';
 
 export interface MultiTaskModel {
   model: Model;
@@ -49,8 +51,19 @@ export function taskNames(deltas: Delta[]): string[] {
   });
 }
 
+/** The same delta twice (same tensors, whatever folder it sits in) would serve one task under two names. */
+function refuseRepeats(deltas: Delta[]): void {
+  const seen = new Map<string, string>();
+  for (const d of deltas) {
+    const first = seen.get(d.sha256);
+    if (first !== undefined) throw new ModtuneError(`--tasks: ${d.dir} is the same delta as ${first} (delta.safetensors sha256 ${d.sha256.slice(0, 12)}…); list each delta once`);
+    seen.set(d.sha256, d.dir);
+  }
+}
+
 export function buildMultiTaskModel(base: BaseModel, deltas: Delta[], opts: { force?: boolean } = {}): MultiTaskModel {
   if (deltas.length === 0) throw new ModtuneError('serve-model: give at least one delta folder with --tasks');
+  refuseRepeats(deltas);
   for (const d of deltas) checkBase(d, base, opts);
   const names = taskNames(deltas);
   const maxLabels = Math.max(...deltas.map((d) => deltaNumLabels(d.manifest)));
@@ -175,9 +188,17 @@ export interface ServeModelOptions {
 /** Build the multi-task model of `deltas` over `base` and write it to `out`. */
 export function serveModelFiles(opts: ServeModelOptions): { files: string[]; served: MultiTaskModel; deltas: Delta[] } {
   const out = path.resolve(opts.out);
-  if (path.resolve(opts.base) === out) throw new ModtuneError(`--out ${opts.out} would overwrite the base model`);
   const deltas = opts.deltas.map(readDelta);
-  const served = buildMultiTaskModel(loadBase(opts.base), deltas, { force: opts.force });
+  refuseRepeats(deltas);
+  const guard = {
+    force: opts.force, name: 'a model written by modtune serve-model', companions: [`${out}_data`],
+    recognise: (f: string) => isModtuneModel(f, 'serve-model'),
+  };
+  const inputs = [{ path: opts.base, what: 'the base model' }, ...deltas.flatMap(deltaFiles)];
+  checkOutputFileNotInput(out, { ...guard, inputs });
+  const base = loadBase(opts.base);
+  checkOutputFile(out, { ...guard, inputs: [...inputs, ...externalDataFiles(opts.base, base.model)] });
+  const served = buildMultiTaskModel(base, deltas, { force: opts.force });
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const files = saveModel(served.model, out, { externalData: 'auto' });
   return { files, served, deltas };

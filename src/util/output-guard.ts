@@ -123,7 +123,7 @@ export interface FileCheckOptions {
  */
 export function checkOutputFile(out: string, o: FileCheckOptions): boolean {
   const flag = o.flag ?? '--out';
-  for (const f of [out, ...(o.companions ?? [])]) checkNotInput(f, o.inputs ?? [], flag, 'file', out);
+  checkOutputFileNotInput(out, o);
   let st: fs.Stats;
   try {
     st = fs.statSync(out);
@@ -135,6 +135,14 @@ export function checkOutputFile(out: string, o: FileCheckOptions): boolean {
   if (!o.recognise(out)) throw new ModtuneError(`${flag} ${out} exists and is not ${o.name}; choose another ${flag} (--force replaces only ${o.name})`);
   if (!o.force) throw new ModtuneError(`${flag} ${out} exists (${o.name}); pass --force to replace it, or choose another ${flag}`);
   return true;
+}
+
+/**
+ * The first half of `checkOutputFile`, for a command that learns some inputs only later (a base's
+ * external data): `out` and its companions are none of the inputs known so far.
+ */
+export function checkOutputFileNotInput(out: string, o: Pick<FileCheckOptions, 'flag' | 'inputs' | 'companions'>): void {
+  for (const f of [out, ...(o.companions ?? [])]) checkNotInput(f, o.inputs ?? [], o.flag ?? '--out', 'file', out);
 }
 
 /**

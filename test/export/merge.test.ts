@@ -114,10 +114,11 @@ describe('mergeFiles', () => {
     expect(fs.existsSync(out)).toBe(true);
     const deeper = writeBase(path.join(dir, 'deeper'), { config: { num_hidden_layers: 3 } });
     const err = /made for another base shape than .* \(delta vs base: 2 vs 3 layers\)/;
-    expect(() => mergeFiles({ base: deeper, delta: delta.dir, out })).toThrow(err);
-    expect(() => mergeFiles({ base: deeper, delta: delta.dir, out, force: true })).toThrow(err);
+    const deeperOut = path.join(dir, 'other-deeper.onnx');
+    expect(() => mergeFiles({ base: deeper, delta: delta.dir, out: deeperOut })).toThrow(err);
+    expect(() => mergeFiles({ base: deeper, delta: delta.dir, out: deeperOut, force: true })).toThrow(err);
     const smallerVocab = writeBase(path.join(dir, 'vocab'), { config: { vocab_size: 1000 } });
     expect(() => mergeFiles({ base: smallerVocab, delta: delta.dir, out, force: true })).toThrow(/made for a base with \d+ parameters \(with the head\), .* has \d+/);
-    expect(() => mergeFiles({ base, delta: delta.dir, out: base })).toThrow(/would overwrite the base model/);
+    expect(() => mergeFiles({ base, delta: delta.dir, out: base })).toThrow(`--out ${base} is the base model, an input of this command; choose another --out`);
   });
 });

@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .argument('<delta-dir>', "a delta folder from 'modtune export'")
     .requiredOption('--out <file>', 'tuned model to write (.onnx)')
     .option('--fp16', 'store the big weights as float16 (half the file; computed in float32)')
-    .option('--force', "accept a base whose sha256 differs from the delta's (shapes must still match)")
+    .option('--force', "replace an --out that modtune merge wrote; accept a base whose sha256 differs from the delta's (shapes must still match)")
     .action((base: string, deltaDir: string, flags: MergeFlags) => {
       const r = mergeFiles({ base, delta: deltaDir, out: flags.out, fp16: flags.fp16, force: flags.force });
       const [model, ...rest] = r.files;

@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .argument('<base>', 'the base ONNX model the deltas were trained from')
     .requiredOption('--tasks <delta-dirs...>', "delta folders from 'modtune export'")
     .requiredOption('--out <file>', 'multi-task model to write (.onnx)')
-    .option('--force', "accept deltas whose base sha256 differs from the base's (shapes must still match)")
+    .option('--force', "replace an --out that modtune serve-model wrote; accept deltas whose base sha256 differs from the base's (shapes must still match)")
     .action((base: string, flags: ServeFlags) => {
       const r = serveModelFiles({ base, deltas: flags.tasks, out: flags.out, force: flags.force });
       const meta = r.served.meta;
