@@ -4,7 +4,7 @@ import { ModtuneError } from '../errors.js';
 import { downloadFile, type DownloadProgress } from './download.js';
 import { getGlueTask, type GlueTask } from './glue-tasks.js';
 import { modtuneCacheDir } from './paths.js';
-import { extractZip } from './zip.js';
+import { extractZip, ZipReader } from './zip.js';
 
 /** Where the GLUE download script takes the archives from. */
 export const GLUE_DATA_URL = 'https://dl.fbaipublicfiles.com/glue/data';
@@ -21,6 +21,8 @@ export interface PullOptions {
   force?: boolean;
   onFile?: (file: string, url: string) => void;
   onProgress?: (p: DownloadProgress & { file: string }) => void;
+  /** Size cap per downloaded file (default MAX_GLUE_DOWNLOAD_BYTES). */
+  maxBytes?: number;
 }
 
 export interface PullResult {
@@ -57,7 +59,12 @@ export async function pullGlueTask(taskName: string | GlueTask, opts: PullOption
     const dest = path.join(downloads, file);
     if (!fs.existsSync(dest)) {
       opts.onFile?.(file, url);
-      await downloadFile(url, dest, { onProgress: (p) => opts.onProgress?.({ ...p, file }) });
+      await downloadFile(url, dest, {
+        onProgress: (p) => opts.onProgress?.({ ...p, file }),
+        maxBytes: opts.maxBytes,
+        // An archive cut short (e.g. of undeclared length) has no central directory: never kept.
+        validate: file.endsWith('.zip') ? (f) => ZipReader.open(f).close() : undefined,
+      });
     }
     return dest;
   };

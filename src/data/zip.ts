@@ -210,6 +210,14 @@ export function extractZip(zipFile: string, target: string, opts: { skip?: (name
         if (entry.isSymlink) throw new ModtuneError(`${zipFile}: entry '${entry.name}' is a symbolic link; refusing to extract`);
         return { entry, out: safeEntryPath(target, entry.name, zipFile) };
       });
+    // Two entries for one path: which one wins would depend on the extractor; refuse the archive.
+    const seen = new Map<string, string>();
+    for (const { entry, out } of plan) {
+      const key = out.replace(/[\\/]+$/, '');
+      const before = seen.get(key);
+      if (before !== undefined) throw new ModtuneError(`${zipFile}: entries '${before}' and '${entry.name}' name the same path; refusing to extract`);
+      seen.set(key, entry.name);
+    }
     const total = plan.reduce((sum, { entry }) => sum + entry.size, 0);
     const maxBytes = opts.maxBytes ?? 8 * 2 ** 30;
     if (total > maxBytes) throw new ModtuneError(`${zipFile}: entries add up to ${total} bytes, over the ${maxBytes}-byte limit; refusing to extract`);

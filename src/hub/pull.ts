@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { writeAtomic } from '../onnx/io.js';
 import { downloadFile } from './download.js';
+import { validatorFor } from './validate.js';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, defaultCacheDir, repoCacheDir, resolveUrl, validateRepoFileName, validateRepoId, validateRevision } from './repo.js';
 
 export type PullEvent =
@@ -27,6 +28,10 @@ export interface PullOptions {
   retries?: number;
   retryDelayMs?: number;
   idleTimeoutMs?: number;
+  /** Download every file again, replacing what the cache holds (and any interrupted part). */
+  force?: boolean;
+  /** Size cap per file (default MAX_DOWNLOAD_BYTES). */
+  maxBytes?: number;
 }
 
 export interface PullResult {
@@ -52,7 +57,9 @@ interface Manifest {
 /**
  * Download what modtune needs of a Hugging Face model repo into the cache: config.json, the
  * safetensors weights (one file, or an index and its shards), and the tokenizer (tokenizer.json
- * and/or vocab.txt). Files already complete in the cache are not fetched again.
+ * and/or vocab.txt). Files already complete in the cache are not fetched again (unless `force`).
+ * Every file is checked before it is cached: its size as declared, an LFS file's sha256 as the Hub
+ * announces it, and its format (JSON parses, safetensors header matches the file).
  */
 export async function pullModel(repoId: string, opts: PullOptions = {}): Promise<PullResult> {
   validateRepoId(repoId);
@@ -62,7 +69,9 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
   const token = opts.token ?? (process.env.HF_TOKEN || undefined);
   const dir = repoCacheDir(opts.cacheDir ?? defaultCacheDir(), repoId, revision);
 
-  const cached = readManifest(dir, repoId, revision);
+  const cached = opts.force ? undefined : readManifest(dir, repoId, revision);
+  // A forced pull is complete only when it finishes: until then the old manifest must not vouch for a mix.
+  if (opts.force) fs.rmSync(path.join(dir, MANIFEST), { force: true });
   if (cached) {
     for (const file of cached.files) opts.onProgress?.({ file, kind: 'cached', bytes: fs.statSync(path.join(dir, file)).size });
     return { dir, files: cached.files, repoId, revision };
@@ -73,7 +82,11 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
   const missing: string[] = [];
   const fetchFile = async (file: string, required = false): Promise<boolean> => {
     const dest = path.join(dir, file);
-    if (fs.existsSync(dest)) {
+    if (opts.force) {
+      fs.rmSync(`${dest}.part`, { force: true });
+      fs.rmSync(`${dest}.part.json`, { force: true });
+    }
+    if (!opts.force && fs.existsSync(dest)) {
       opts.onProgress?.({ file, kind: 'cached', bytes: fs.statSync(dest).size });
       files.push(file);
       return true;
@@ -85,6 +98,8 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
       retries: opts.retries,
       retryDelayMs: opts.retryDelayMs,
       idleTimeoutMs: opts.idleTimeoutMs,
+      maxBytes: opts.maxBytes,
+      validate: validatorFor(file),
       onStart: ({ total, resumeFrom }) => opts.onProgress?.({ file, kind: 'start', total, resumeFrom }),
       onData: (done, total) => opts.onProgress?.({ file, kind: 'progress', done, total }),
     });

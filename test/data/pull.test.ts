@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -14,7 +15,7 @@ import { buildZip } from './zip-writer.js';
 /** A loopback file server with Range support that can cut a response short or ignore Range. */
 class FileServer {
   files = new Map<string, Buffer>();
-  requests: Array<{ path: string; range?: string }> = [];
+  requests: Array<{ path: string; range?: string; ifRange?: string }> = [];
   /** Paths whose next response stops after this many bytes (connection dropped). */
   cutAfter = new Map<string, number>();
   ignoreRange = false;
@@ -35,23 +36,25 @@ class FileServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = decodeURIComponent(new URL(req.url ?? '/', this.base).pathname);
-    this.requests.push({ path: url, range: req.headers.range });
+    this.requests.push({ path: url, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined });
     const body = this.files.get(url);
     if (!body) {
       res.writeHead(404, 'Not Found').end();
       return;
     }
     let start = 0;
+    const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
+    const ifRange = req.headers['if-range'];
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (range && !this.ignoreRange) {
+    if (range && !this.ignoreRange && (ifRange === undefined || ifRange === etag)) {
       start = Number(range[1]);
       if (start >= body.length) {
-        res.writeHead(416, { 'Content-Range': `bytes */${body.length}` }).end();
+        res.writeHead(416, { 'Content-Range': `bytes */${body.length}`, ETag: etag }).end();
         return;
       }
-      res.writeHead(206, { 'Content-Length': body.length - start, 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` });
+      res.writeHead(206, { 'Content-Length': body.length - start, 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`, ETag: etag });
     } else {
-      res.writeHead(200, { 'Content-Length': body.length });
+      res.writeHead(200, { 'Content-Length': body.length, ETag: etag });
     }
     const stall = this.stallAfter.get(url);
     if (stall !== undefined) {
@@ -150,6 +153,7 @@ describe('modtune data pull', () => {
     expect(fs.existsSync(path.join(cache, 'glue', 'CoLA'))).toBe(false);
     const result = await pullGlueTask('CoLA', { cacheDir: cache, baseUrl: `${server.base}/glue` });
     expect(server.requests.map((r) => r.range)).toEqual([undefined, 'bytes=1000-']);
+    expect(server.requests[1]!.ifRange).toBe(`"${createHash('sha1').update(zip).digest('hex')}"`);
     expect(fs.readFileSync(path.join(result.taskDir, 'dev.tsv'), 'utf8')).toBe(COLA_DEV);
     expect(fs.existsSync(part)).toBe(false);
   });
@@ -158,7 +162,7 @@ describe('modtune data pull', () => {
     const cache = tmpDir();
     server.files.set('/glue/CoLA.zip', colaZip());
     server.cutAfter.set('/glue/CoLA.zip', 700);
-    await expect(pullGlueTask('CoLA', { cacheDir: cache, baseUrl: `${server.base}/glue` })).rejects.toThrow(/run the command again to resume/);
+    await expect(pullGlueTask('CoLA', { cacheDir: cache, baseUrl: `${server.base}/glue` })).rejects.toThrow(/the next run resumes from there/);
     server.ignoreRange = true;
     const result = await pullGlueTask('CoLA', { cacheDir: cache, baseUrl: `${server.base}/glue` });
     expect(server.requests[1]!.range).toBe('bytes=700-');
@@ -170,11 +174,19 @@ describe('modtune data pull', () => {
     const body = Buffer.from('0123456789'.repeat(1000));
     server.files.set('/f.bin', body);
     server.stallAfter.set('/f.bin', 4000);
-    await expect(downloadFile(`${server.base}/f.bin`, dest, { idleTimeoutMs: 300 })).rejects.toThrow(/stalled \(no data for 0\.3 s\); run the command again to resume/);
+    await expect(downloadFile(`${server.base}/f.bin`, dest, { idleTimeoutMs: 300 })).rejects.toThrow(/download failed after 1 attempt \(no data for 0\.3s\); 4000 bytes are kept in .*f\.bin\.part and the next run resumes from there/);
     expect(fs.statSync(`${dest}.part`).size).toBe(4000);
     expect(await downloadFile(`${server.base}/f.bin`, dest, { idleTimeoutMs: 300 })).toBe(body.length);
     expect(fs.readFileSync(dest).equals(body)).toBe(true);
     expect(server.requests.map((r) => r.range)).toEqual([undefined, 'bytes=4000-']);
+  });
+
+  it('refuses an archive over the size cap and keeps nothing of it', async () => {
+    const cache = tmpDir();
+    server.files.set('/glue/CoLA.zip', colaZip());
+    await expect(pullGlueTask('CoLA', { cacheDir: cache, baseUrl: `${server.base}/glue`, maxBytes: 2048 })).rejects.toThrow(/CoLA\.zip: \d+ bytes, over the 2048-byte download limit; refused/);
+    expect(fs.readdirSync(path.join(cache, 'glue', '.downloads'))).toEqual([]);
+    expect(fs.existsSync(path.join(cache, 'glue', 'CoLA'))).toBe(false);
   });
 
   it('reports HTTP errors with the URL', async () => {

@@ -79,6 +79,15 @@ with zipfile.ZipFile(${JSON.stringify(zip)}, 'w', zipfile.ZIP_DEFLATED) as z:
     expect(fs.existsSync(target)).toBe(false);
   });
 
+  it('refuses duplicate entries (which one wins would depend on the extractor)', () => {
+    const target = path.join(tmpDir(), 'out');
+    const zip = writeZip(buildZip([{ name: 'CoLA/train.tsv', data: 'good' }, { name: 'CoLA/dev.tsv', data: 'dev' }, { name: 'CoLA/train.tsv', data: 'evil' }]));
+    expect(() => extractZip(zip, target)).toThrow(/entries 'CoLA\/train\.tsv' and 'CoLA\/train\.tsv' name the same path; refusing to extract/);
+    const aliased = writeZip(buildZip([{ name: 'CoLA/train.tsv', data: 'good' }, { name: 'CoLA/./train.tsv', data: 'evil' }]));
+    expect(() => extractZip(aliased, target)).toThrow(/name the same path/);
+    expect(fs.existsSync(target)).toBe(false);
+  });
+
   it('refuses symbolic links', () => {
     const zip = writeZip(buildZip([{ name: 'link', data: '/etc/passwd', method: 0, symlink: true }]));
     expect(() => extractZip(zip, tmpDir())).toThrow(/symbolic link/);

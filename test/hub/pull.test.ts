@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -140,7 +141,7 @@ describe('pullModel', () => {
   it('a complete file is not downloaded again after an interrupted pull', async () => {
     serveStandard();
     hub.statuses.set(`/${REPO}/resolve/main/vocab.txt`, 500);
-    await expect(pull({ retries: 0 })).rejects.toThrow(/vocab\.txt: download failed after 1 attempts \(HTTP 500/);
+    await expect(pull({ retries: 0 })).rejects.toThrow(/vocab\.txt: download failed after 1 attempt \(HTTP 500/);
     hub.statuses.clear();
     hub.requests.length = 0;
     await pull();
@@ -179,7 +180,7 @@ describe('pullModel', () => {
     hub.cutOnce.set(`/${REPO}/resolve/main/model.safetensors`, cut);
     const err = await pull({ retries: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModtuneError);
-    expect((err as Error).message).toMatch(/model\.safetensors: download failed after 1 attempts \(connection lost after 5000 of \d+ bytes.*5000 bytes are kept in .*model\.safetensors\.part and the next run resumes/);
+    expect((err as Error).message).toMatch(/model\.safetensors: download failed after 1 attempt \(connection lost after 5000 of \d+ bytes.*5000 bytes are kept in .*model\.safetensors\.part and the next run resumes/);
     const dir = repoCacheDir(cache, REPO, 'main');
     expect(fs.statSync(path.join(dir, 'model.safetensors.part')).size).toBe(cut);
     expect(fs.existsSync(path.join(dir, 'model.safetensors'))).toBe(false);
@@ -193,21 +194,39 @@ describe('pullModel', () => {
   it('restarts cleanly when the server ignores the Range header', async () => {
     serveStandard();
     const dir = repoCacheDir(cache, REPO, 'main');
-    fs.mkdirSync(dir, { recursive: true });
-    // A stale part whose bytes do not even match: a 200 answer must replace it, not be appended.
-    fs.writeFileSync(path.join(dir, 'model.safetensors.part'), Buffer.alloc(3000, 0xee));
+    const cut = 3000;
+    hub.cutOnce.set(`/${REPO}/resolve/main/model.safetensors`, cut);
+    await expect(pull({ retries: 0 })).rejects.toThrow(/connection lost/);
+    // The part's bytes do not even match now: a 200 answer must replace it, not be appended.
+    fs.writeFileSync(path.join(dir, 'model.safetensors.part'), Buffer.alloc(cut, 0xee));
     hub.ignoreRange = true;
+    hub.requests.length = 0;
     await pull();
-    expect(hub.requestsFor('model.safetensors').map((q) => q.range)).toEqual(['bytes=3000-']);
+    expect(hub.requestsFor('model.safetensors').map((q) => q.range)).toEqual([`bytes=${cut}-`]);
     expect(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
+  });
+
+  it('a part of unknown origin (no ETag recorded) is not resumed blindly', async () => {
+    serveStandard();
+    const dir = repoCacheDir(cache, REPO, 'main');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'model.safetensors.part'), Buffer.alloc(3000, 0xee));
+    await pull();
+    expect(hub.requestsFor('model.safetensors').map((q) => q.range)).toEqual([undefined]);
+    expect(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.part'))).toEqual([]);
   });
 
   it('finishes a part that already holds the whole file (416 on resume)', async () => {
     serveStandard();
     const dir = repoCacheDir(cache, REPO, 'main');
-    fs.mkdirSync(dir, { recursive: true });
+    const file = `/${REPO}/resolve/main/model.safetensors`;
+    hub.cutOnce.set(file, 100);
+    await expect(pull({ retries: 0 })).rejects.toThrow(/connection lost/);
     fs.writeFileSync(path.join(dir, 'model.safetensors.part'), repoFiles.safetensors);
+    hub.requests.length = 0;
     await pull();
+    expect(hub.requestsFor('model.safetensors').map((q) => q.range)).toEqual([`bytes=${repoFiles.safetensors.length}-`]);
     expect(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
   });
 
@@ -293,5 +312,99 @@ describe('buildPulledModel', () => {
     expect(built.files).toEqual([out]);
     expect(built.newHead).toBe(true);
     expect(built.model.graph.outputs.map((o) => [o.name, o.shape])).toEqual([['logits', ['batch', 3]]]);
+  });
+});
+
+describe('download integrity', () => {
+  const weightsPath = `/${REPO}/resolve/main/model.safetensors`;
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+  /** The Hub's LFS answer: a redirect to the CDN naming the file's sha256 and size. */
+  function serveLfs(content: Uint8Array, announcedSha = sha256(content)) {
+    hub.serve(REPO, 'main', 'config.json', repoFiles.config);
+    hub.serve(REPO, 'main', 'vocab.txt', repoFiles.vocab);
+    const cdn = hub.serve('cdn', 'x', 'blob', content);
+    hub.redirects.set(weightsPath, cdn);
+    hub.headers.set(weightsPath, { 'X-Linked-Etag': `"${announcedSha}"`, 'X-Linked-Size': String(content.length) });
+    return cdn;
+  }
+
+  it('a resumed download sends If-Range with the ETag of what it resumes', async () => {
+    serveStandard();
+    hub.cutOnce.set(weightsPath, 4000);
+    await pull();
+    const reqs = hub.requestsFor('model.safetensors');
+    expect(reqs.map((q) => q.range)).toEqual([undefined, 'bytes=4000-']);
+    expect(reqs[1]!.ifRange).toBe(`"${createHash('sha1').update(repoFiles.safetensors).digest('hex')}"`);
+  });
+
+  it('a file changed on the server since the interruption comes back whole, not spliced', async () => {
+    serveStandard();
+    hub.cutOnce.set(weightsPath, 4000);
+    await expect(pull({ retries: 0 })).rejects.toThrow(/connection lost after 4000/);
+    const changed = Buffer.from(repoFiles.safetensors);
+    changed[changed.length - 1] ^= 0xff;
+    hub.serve(REPO, 'main', 'model.safetensors', changed);
+    const r = await pull();
+    expect(hub.requestsFor('model.safetensors').at(-1)!.range).toBe('bytes=4000-');
+    expect(fs.readFileSync(path.join(r.dir, 'model.safetensors')).equals(changed)).toBe(true);
+  });
+
+  it('checks every LFS file against the sha256 the Hub announces, and caches nothing that differs', async () => {
+    const bad = Buffer.from(repoFiles.safetensors);
+    bad[bad.length - 1] ^= 0xff;
+    serveLfs(bad, sha256(repoFiles.safetensors));
+    await expect(pull()).rejects.toThrow(/model\.safetensors: sha256 [0-9a-f]{12}… does not match the Hub's [0-9a-f]{12}…; the download was corrupted and is discarded/);
+    const dir = repoCacheDir(cache, REPO, 'main');
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('model.safetensors'))).toEqual([]);
+    serveLfs(repoFiles.safetensors);
+    const r = await pull();
+    expect(fs.readFileSync(path.join(r.dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
+  });
+
+  it('a resumed LFS download is checked as a whole', async () => {
+    const cdn = serveLfs(repoFiles.safetensors);
+    hub.cutOnce.set(cdn, 3000);
+    const r = await pull();
+    expect(hub.requestsFor('blob').map((q) => q.range)).toEqual([undefined, 'bytes=3000-']);
+    expect(fs.readFileSync(path.join(r.dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
+  });
+
+  it('a body of undeclared length that ends early and does not parse is discarded, never cached', async () => {
+    serveStandard();
+    const configPath = `/${REPO}/resolve/main/config.json`;
+    hub.undeclared.add(configPath);
+    hub.shortOnce.set(configPath, 40);
+    await expect(pull()).rejects.toThrow(/config\.json: a body of undeclared length that does not parse \(.*\); discarded/);
+    const dir = repoCacheDir(cache, REPO, 'main');
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('config.json'))).toEqual([]);
+    hub.undeclared.add(weightsPath);
+    hub.shortOnce.set(weightsPath, 5000);
+    await expect(pull()).rejects.toThrow(/model\.safetensors: a body of undeclared length that does not parse/);
+    expect(fs.existsSync(path.join(dir, 'model.safetensors'))).toBe(false);
+    const r = await pull();
+    expect(fs.readFileSync(path.join(r.dir, 'model.safetensors')).equals(repoFiles.safetensors)).toBe(true);
+  });
+
+  it('refuses a file over the size cap, declared or as it arrives', async () => {
+    serveStandard();
+    await expect(pull({ maxBytes: 4096 })).rejects.toThrow(/model\.safetensors: \d+ bytes, over the 4096-byte download limit; refused/);
+    hub.undeclared.add(weightsPath);
+    await expect(pull({ maxBytes: 4096 })).rejects.toThrow(/model\.safetensors: the server sent more than the 4096-byte download limit; discarded/);
+    const dir = repoCacheDir(cache, REPO, 'main');
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('model.safetensors'))).toEqual([]);
+  });
+
+  it('pull --force downloads again and replaces what the cache holds', async () => {
+    serveStandard();
+    const first = await pull();
+    const config = JSON.parse(repoFiles.config);
+    hub.serve(REPO, 'main', 'config.json', JSON.stringify({ ...config, hidden_dropout_prob: 0.2 }));
+    await pull();
+    expect(JSON.parse(fs.readFileSync(path.join(first.dir, 'config.json'), 'utf8')).hidden_dropout_prob).toBe(config.hidden_dropout_prob);
+    hub.requests.length = 0;
+    await pull({ force: true });
+    expect(hub.requestsFor('config.json')).toHaveLength(1);
+    expect(JSON.parse(fs.readFileSync(path.join(first.dir, 'config.json'), 'utf8')).hidden_dropout_prob).toBe(0.2);
   });
 });

@@ -1,10 +1,12 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
 
 export interface LoggedRequest {
   method: string;
   path: string;
   range?: string;
+  ifRange?: string;
   authorization?: string;
 }
 
@@ -24,6 +26,12 @@ export class FakeHub {
   readonly cutOnce = new Map<string, number>();
   /** Answer Range requests with the whole file (200), as some servers do. */
   ignoreRange = false;
+  /** URL path → extra response headers (e.g. the Hub's X-Linked-Etag / X-Linked-Size on a redirect). */
+  readonly headers = new Map<string, Record<string, string>>();
+  /** URL paths answered without Content-Length (chunked), as a proxy that re-encodes may. */
+  readonly undeclared = new Set<string>();
+  /** URL path → end the (undeclared-length) body cleanly after this many bytes, once. */
+  readonly shortOnce = new Map<string, number>();
   private server?: http.Server;
   url = '';
 
@@ -51,10 +59,11 @@ export class FakeHub {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     // decodeURI keeps %2F: a revision like 'refs/pr/1' stays one path segment.
     const path = decodeURI(new URL(req.url ?? '/', 'http://x').pathname);
-    this.requests.push({ method: req.method ?? '', path, range: req.headers.range, authorization: req.headers.authorization });
+    this.requests.push({ method: req.method ?? '', path, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, authorization: req.headers.authorization });
+    const extra = this.headers.get(path) ?? {};
     const redirect = this.redirects.get(path);
     if (redirect) {
-      res.writeHead(302, { Location: redirect }).end();
+      res.writeHead(302, { Location: redirect, ...extra }).end();
       return;
     }
     const status = this.statuses.get(path);
@@ -68,18 +77,28 @@ export class FakeHub {
       return;
     }
     let start = 0;
+    // A strong ETag from the content, and If-Range honoured: a changed file is sent whole.
+    const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
+    const ifRange = req.headers['if-range'];
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (m && !this.ignoreRange) {
+    const sized = (n: number) => (this.undeclared.has(path) ? {} : { 'Content-Length': n });
+    if (m && !this.ignoreRange && (ifRange === undefined || ifRange === etag)) {
       start = Number(m[1]);
       if (start >= body.byteLength) {
-        res.writeHead(416, { 'Content-Range': `bytes */${body.byteLength}` }).end();
+        res.writeHead(416, { 'Content-Range': `bytes */${body.byteLength}`, ETag: etag, ...extra }).end();
         return;
       }
-      res.writeHead(206, { 'Content-Length': body.byteLength - start, 'Content-Range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}` });
+      res.writeHead(206, { ...sized(body.byteLength - start), 'Content-Range': `bytes ${start}-${body.byteLength - 1}/${body.byteLength}`, ETag: etag, ...extra });
     } else {
-      res.writeHead(200, { 'Content-Length': body.byteLength });
+      res.writeHead(200, { ...sized(body.byteLength), ETag: etag, ...extra });
     }
     const rest = body.subarray(start);
+    const short = this.shortOnce.get(path);
+    if (short !== undefined) {
+      this.shortOnce.delete(path);
+      res.end(rest.subarray(0, short));
+      return;
+    }
     const cut = this.cutOnce.get(path);
     if (cut !== undefined) {
       this.cutOnce.delete(path);

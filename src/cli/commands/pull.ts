@@ -9,6 +9,7 @@ interface PullFlags {
   revision: string;
   out?: string;
   numLabels?: string;
+  force?: boolean;
 }
 
 /** `modtune pull`: download a Hugging Face BERT-family repo into the cache and build its ONNX model. */
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .argument('<repo-id>', "Hub repo id, e.g. 'prajjwal1/bert-tiny' (endpoint: HF_ENDPOINT; private/gated repos: HF_TOKEN; cache: MODTUNE_CACHE)")
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--out <file>', 'where to write the ONNX model (default: model.onnx in the cache folder)')
+    .option('--force', 'download every file again, replacing what the cache holds')
     .option('--num-labels <n>', "add a sequence-classification head with n labels (default: the checkpoint's head, if any)")
     .action(async (repoId: string, flags: PullFlags) => {
       await runPull(repoId, flags);
@@ -58,7 +60,7 @@ async function runPull(repoId: string, flags: PullFlags): Promise<void> {
     }
   };
 
-  const pulled = await pullModel(repoId, { revision: flags.revision, onProgress });
+  const pulled = await pullModel(repoId, { revision: flags.revision, onProgress, force: flags.force });
   process.stdout.write(`pulled ${pulled.repoId}@${pulled.revision} into ${pulled.dir}\n`);
   process.stdout.write(`  files: ${pulled.files.join(', ')}\n`);
 
