@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ModtuneError } from '../errors.js';
+import { fsErrorMessage } from './fs-errors.js';
 import { VERSION } from '../version.js';
 import { commands } from './commands/index.js';
 
@@ -23,8 +24,12 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : 1;
       return;
     }
+    const fsError = fsErrorMessage(e);
     if (e instanceof ModtuneError) {
       process.stderr.write(`modtune: ${e.message}\n`);
+    } else if (fsError) {
+      process.stderr.write(`modtune: ${fsError}\n`);
+      if (process.env.MODTUNE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     } else {
       const err = e as Error;
       process.stderr.write(`modtune: internal error: ${err?.message ?? String(e)}\n`);
