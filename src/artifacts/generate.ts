@@ -10,6 +10,8 @@ import type { Model } from '../onnx/graph.js';
 import { modelSha256 } from '../onnx/hash.js';
 import { loadModel, saveModelsSharedWeights, writeAtomic } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
+import { checkNoDanglingInputs, checkOpsets } from '../onnx/checks.js';
+import { checkMaxLength, maxSequenceLength } from '../modules/positions.js';
 import { VERSION } from '../version.js';
 import { upgradeOpset } from '../autodiff/opset.js';
 import { sweepDeadTemps } from '../util/folder-lock.js';
@@ -134,10 +136,14 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const { head, labels, task } = resolveHead(opts);
   const seed = opts.seed ?? 42;
   const base = loadModel(opts.model);
+  checkOpsets(base, opts.model);
+  checkNoDanglingInputs(base, opts.model);
   checkFiniteWeights(base, opts.model);
   const sha256 = modelSha256(opts.model, base.externalDataFiles ?? []);
   const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, label: opts.model });
   const structure = discoverParameters(headed.train);
+  const maxPositions = maxSequenceLength(structure);
+  checkMaxLength(opts.maxLength ?? 128, maxPositions, '--max-length', opts.model);
   const selection: Selection = selectParameters(structure, opts.train, { seed, freezeHead: opts.freezeHead, values: structure.values });
   const rates = dropoutRates(base, opts.dropout);
 
@@ -199,7 +205,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       version: MANIFEST_VERSION,
       modtuneVersion: VERSION,
       createdAt: new Date().toISOString(),
-      base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount, vocabSize: structure.vocabSize },
+      base: { file: path.resolve(opts.model), sha256, family: structure.family, numLayers: structure.numLayers, hiddenSize: structure.hiddenSize, totalParameters: structure.totalCount, vocabSize: structure.vocabSize, ...(maxPositions !== undefined && { maxPositions }) },
       task: { name: task, head, labels, headReused: headed.head.reused },
       selection: { spec: opts.train, trainableCount: selection.trainableCount, totalCount: selection.totalCount, freezeHead: !!opts.freezeHead, seed },
       parameters: params.map((p) => ({

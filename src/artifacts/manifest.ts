@@ -64,7 +64,7 @@ export interface Manifest {
   version: number;
   modtuneVersion: string;
   createdAt: string;
-  base: { file: string; sha256: string; family: string; numLayers: number; hiddenSize: number; totalParameters: number; /** Rows of the word-embedding table, when known. */ vocabSize?: number };
+  base: { file: string; sha256: string; family: string; numLayers: number; hiddenSize: number; totalParameters: number; /** Rows of the word-embedding table, when known. */ vocabSize?: number; /** The longest sequence its position embeddings cover, when known. */ maxPositions?: number };
   task: { name: string | null; head: { kind: 'classification'; numLabels: number } | { kind: 'regression' }; labels: string[] | null; headReused: boolean };
   selection: { spec: string; trainableCount: number; totalCount: number; freezeHead: boolean; seed: number };
   parameters: ManifestParameter[];

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { generateArtifacts, readManifest } from '../artifacts/generate.js';
 import type { Manifest } from '../artifacts/manifest.js';
+import { checkMaxLength } from '../modules/positions.js';
 import type { EncodedDataset } from '../data/encoded.js';
 import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
 import { resolveGlueDir } from '../data/paths.js';
@@ -121,6 +122,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
   const state = checkOutputFolder(runDir, RUN_FOLDER, { force: o.force, inputs, hint: 'pass --resume to continue it, ' });
 
   const maxLength = o.maxLength ?? manifest?.tokenizer.maxLength ?? DEFAULTS.maxLength;
+  if (manifest) checkMaxLength(maxLength, manifest.base.maxPositions, '--max-length', `the model of ${o.artifacts}`);
   const tokenizer = loadTokenizer(tokenizerFile);
   if (manifest) checkVocabulary(tokenizer, tokenizerFile, manifest);
   const { trainSet, devSets } = loadData(task, dataDir, tokenizer, maxLength, o);

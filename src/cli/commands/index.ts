@@ -11,10 +11,11 @@ import { register as inspect } from './inspect.js';
 import { register as pull } from './pull.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
+import { register as web } from './web.js';
 import { register as sweep } from './sweep.js';
 import { register as worker } from './worker.js';
 import { register as plot } from './plot.js';
 import { register as pretrain } from './pretrain.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, exportDelta, merge, serveModel, predict, data, sweep, worker, plot, pretrain];
+export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, exportDelta, merge, serveModel, predict, data, sweep, worker, plot, pretrain, web];
