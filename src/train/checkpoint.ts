@@ -169,6 +169,78 @@ export function readLatestCheckpoint(runDir: string): Checkpoint | null {
   return step === null ? null : readCheckpoint(path.join(checkpointsDir(runDir), stepDirName(step)));
 }
 
+/** What a checkpoint of a run must hold, from the run's config and manifest. */
+export interface CheckpointExpectations {
+  totalSteps: number;
+  /** The trainable parameters (name and number of values). */
+  parameters: ReadonlyArray<{ name: string; size: number }>;
+  /** Optimizer-state tensors it may hold (name → number of values). */
+  moments: ReadonlyMap<string, number>;
+  /** Whether all `moments` must be there (AdamW whose state the backend saves exactly). */
+  requireMoments: boolean;
+}
+
+/**
+ * Cross-check a checkpoint against its run: a step within the run, the evaluation counters within
+ * the step, and exactly the manifest's tensors with their sizes. Throws a ModtuneError naming the
+ * first fault.
+ */
+export function checkCheckpoint(ck: Checkpoint, e: CheckpointExpectations): void {
+  const where = path.join(ck.dir, 'state.json');
+  const s = ck.state;
+  if (s.step > e.totalSteps) throw new ModtuneError(`${where}: step ${s.step} is beyond the run's ${e.totalSteps} steps`);
+  if (!s.progress || !Number.isInteger(s.progress.lastEvalStep) || s.progress.lastEvalStep > s.step) throw new ModtuneError(`${where}: field 'progress.lastEvalStep' should be an integer ≤ step ${s.step}`);
+  if (s.best && !(Number.isInteger(s.best.step) && s.best.step <= s.step)) throw new ModtuneError(`${where}: field 'best.step' should be an integer ≤ step ${s.step}`);
+  const params = path.join(ck.dir, 'params.safetensors');
+  for (const p of e.parameters) {
+    const t = ck.parameters.get(p.name);
+    if (!t) throw new ModtuneError(`${params}: trainable parameter '${p.name}' is missing`);
+    if (t.length !== p.size) throw new ModtuneError(`${params}: '${p.name}' has ${t.length} values, the manifest says ${p.size}`);
+  }
+  if (ck.parameters.size !== e.parameters.length) {
+    const known = new Set(e.parameters.map((p) => p.name));
+    const extra = [...ck.parameters.keys()].find((k) => !known.has(k));
+    throw new ModtuneError(`${params}: tensor '${extra}' is not a trainable parameter of the run's artifacts`);
+  }
+  const opt = path.join(ck.dir, 'optimizer.safetensors');
+  for (const [name, t] of ck.optimizer) {
+    const size = e.moments.get(name);
+    if (size === undefined) throw new ModtuneError(`${opt}: tensor '${name}' is not optimizer state of the run's artifacts`);
+    if (t.length !== size) throw new ModtuneError(`${opt}: '${name}' has ${t.length} values, expected ${size}`);
+  }
+  if (e.requireMoments && s.optimizerStateExact !== false) {
+    const missing = [...e.moments.keys()].find((k) => !ck.optimizer.has(k));
+    if (missing) throw new ModtuneError(`${opt}: optimizer state '${missing}' is missing`);
+  }
+}
+
+/**
+ * The checkpoint a resume continues from: the latest, or, when it is damaged (unreadable, or not
+ * matching the run), the newest intact one before it, saying so. Null when the run has none.
+ */
+export function readResumeCheckpoint(runDir: string, e: CheckpointExpectations, log: (line: string) => void = () => {}): Checkpoint | null {
+  const latest = latestCheckpointStep(runDir);
+  if (latest === null) return null;
+  const order = [latest, ...listCheckpoints(runDir).filter((s) => s < latest).reverse()];
+  const damaged: string[] = [];
+  for (const step of order) {
+    const dir = path.join(checkpointsDir(runDir), stepDirName(step));
+    let ck: Checkpoint;
+    try {
+      ck = readCheckpoint(dir);
+      if (ck.state.step !== step) throw new ModtuneError(`${path.join(dir, 'state.json')}: step ${ck.state.step}, but the folder is ${stepDirName(step)}`);
+      checkCheckpoint(ck, e);
+    } catch (err) {
+      if (!(err instanceof ModtuneError)) throw err;
+      damaged.push(err.message);
+      continue;
+    }
+    if (damaged.length) log(`checkpoint ${stepDirName(latest)} is damaged (${damaged[0]}); resuming from ${stepDirName(step)}, the newest intact one (the damaged ones after it are discarded)`);
+    return ck;
+  }
+  throw new ModtuneError(`${runDir}: no intact checkpoint to resume from (${damaged.join('; ')}); start the run again with --force`);
+}
+
 /** Read one checkpoint folder. */
 export function readCheckpoint(dir: string): Checkpoint {
   const stateFile = path.join(dir, 'state.json');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ModtuneError } from '../errors.js';
 import { encodeExamples, type EncodedDataset } from '../data/encoded.js';
 import { readGlueSplit } from '../data/glue-reader.js';
@@ -12,6 +13,22 @@ export interface SplitLoadOptions {
   /** Only the first N examples (tokenized directly, without the cache). */
   limit?: number | null;
   cacheDir?: string | false;
+}
+
+/**
+ * sha256 of a tokenized set: its token ids, token types, example boundaries and labels, i.e.
+ * exactly what training sees (the same text tokenized by another vocabulary differs).
+ */
+export function datasetSha256(ds: EncodedDataset): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ size: ds.size, labelKind: ds.labelKind, padId: ds.padId, maxLength: ds.maxLength }));
+  for (const a of [ds.offsets, ds.inputIds, ds.tokenTypeIds, ds.labels ?? new Float32Array(0)]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex');
+}
+
+/** The hashes a run records of its data (see `RunConfig.dataSha256`). */
+export function dataHashes(trainSet: EncodedDataset, devSets: Array<{ split: string; dataset: EncodedDataset }>): { train: string; dev: Record<string, string> } {
+  return { train: datasetSha256(trainSet), dev: Object.fromEntries(devSets.map((d) => [d.split, datasetSha256(d.dataset)])) };
 }
 
 /** One split of a GLUE task, tokenized; the whole split goes through the on-disk cache. */

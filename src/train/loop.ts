@@ -11,8 +11,8 @@ import { createProgress, type Progress } from '../util/progress.js';
 import { OutOfMemoryError } from './backends/ort-errors.js';
 import type { TensorMap, TrainBackend } from './backends/types.js';
 import {
-  checkpointsDir, discardAfter, readLatestCheckpoint, stepDirName, writeCheckpoint,
-  type BestRecord, type Checkpoint, type CheckpointState,
+  checkpointsDir, discardAfter, readResumeCheckpoint, stepDirName, writeCheckpoint,
+  type BestRecord, type Checkpoint, type CheckpointExpectations, type CheckpointState,
 } from './checkpoint.js';
 import { EvaluationAbandoned, flattenScores, isImprovement, scoreSplit, type SplitScore } from './evaluate.js';
 import type { TrainOptions } from './options.js';
@@ -58,7 +58,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
 
   let ck: Checkpoint | null = null;
   if (run.resumed) {
-    ck = readLatestCheckpoint(runDir);
+    ck = readResumeCheckpoint(runDir, checkpointExpectations(run), log);
     discardAfter(runDir, ck?.state.step ?? null);
     truncateMetrics(runDir, ck?.state.step ?? 0, ck?.state.progress.lastEvalStep ?? 0);
     reconcileBest(runDir, ck?.state.best ?? null);
@@ -219,6 +219,14 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     save();
     return new TrainInterrupted(runDir, step, total);
   }
+}
+
+function checkpointExpectations(run: PreparedRun): CheckpointExpectations {
+  const { manifest, cfg } = run;
+  const adamw = manifest.optimizer.name === 'adamw';
+  const moments = new Map<string, number>();
+  if (adamw) for (const p of manifest.parameters) for (const m of ['exp_avg', 'exp_avg_sq']) moments.set(`${p.name}.${m}`, p.size);
+  return { totalSteps: cfg.totals.totalSteps, parameters: manifest.parameters, moments, requireMoments: adamw && cfg.backend === 'native' };
 }
 
 function firstNonFinite(params: TensorMap): string | undefined {

@@ -116,6 +116,11 @@ export interface RunConfig {
   newHead: boolean;
   freezeHead: boolean;
   totals: RunTotals;
+  /**
+   * sha256 of the tokenized training set and of each dev split (see `datasetSha256`): a resume
+   * must train on the very same examples, not only as many. Absent in runs from before it existed.
+   */
+  dataSha256?: { train: string; dev: Record<string, string> };
 }
 
 export interface RunTotals {

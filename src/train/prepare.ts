@@ -16,7 +16,7 @@ import { resolveGlueDir } from '../data/paths.js';
 import { loadTokenizer, type BertTokenizer } from '../data/tokenizer.js';
 import { VERSION } from '../version.js';
 import { defaultThreads, getBackend, type BackendFactory } from './backends/index.js';
-import { loadTaskSplit } from './data.js';
+import { dataHashes, loadTaskSplit } from './data.js';
 import {
   checkBakedOptions, DEFAULTS, resumeMismatches, specSlug, timestamp, validateOptions,
   type RunConfig, type RunTotals, type TrainOptions,
@@ -176,7 +176,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,
     limitTrain: o.limitTrain ?? null, limitEval: o.limitEval ?? null,
     newHead: !!o.newHead, freezeHead: manifest.selection.freezeHead,
-    totals,
+    totals, dataSha256: dataHashes(trainSet, devSets),
   };
   writeConfig(runDir, cfg);
   return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: false, lock };
@@ -213,6 +213,16 @@ async function prepareResume(o: TrainOptions, takeLock: TakeLock): Promise<Prepa
   const totals = computeTotals(trainSet, devSets, { batchSize: saved.batchSize, gradAccum: saved.gradAccum, epochs: saved.epochs, maxSteps: saved.maxSteps ?? undefined, warmupRatio: saved.warmupRatio });
   if (JSON.stringify(totals) !== JSON.stringify(saved.totals)) {
     throw new ModtuneError(`cannot resume ${o.out}: the ${task.name} data in ${dataDir} differs from the run's (${saved.totals.trainExamples} training examples then, ${totals.trainExamples} now; dev ${JSON.stringify(saved.totals.evalExamples)} then, ${JSON.stringify(totals.evalExamples)} now)`);
+  }
+  if (saved.dataSha256) {
+    const now = dataHashes(trainSet, devSets);
+    const changed = [
+      ...(now.train !== saved.dataSha256.train ? [`${task.trainSplit} sha256 ${saved.dataSha256.train.slice(0, 12)}… then, ${now.train.slice(0, 12)}… now`] : []),
+      ...Object.entries(now.dev).filter(([s, h]) => saved.dataSha256!.dev[s] !== undefined && saved.dataSha256!.dev[s] !== h).map(([s, h]) => `${s} sha256 ${saved.dataSha256!.dev[s]!.slice(0, 12)}… then, ${h.slice(0, 12)}… now`),
+    ];
+    if (changed.length) {
+      throw new ModtuneError(`cannot resume ${o.out}: the tokenized ${task.name} data in ${dataDir} is not the run's, though as many examples (${changed.join('; ')}); resume with the data the run started with (--data DIR)`);
+    }
   }
   const cfg: RunConfig = {
     ...saved,
