@@ -33,7 +33,7 @@ export const MODEL_FILES = { config: 'config.json', weights: 'model.safetensors'
 /** Write (or refresh) the model folder `dir` from the run's weights. Each file is replaced atomically. */
 export function writeModelFolder(dir: string, m: { config: BertConfig; weights: WeightMap; vocabText: string; lowercase: boolean; record: PretrainRecord }): void {
   fs.mkdirSync(dir, { recursive: true });
-  const hf = { architectures: ['BertForMaskedLM'], ...toHfConfig(m.config) };
+  const hf = { ...toHfConfig(m.config), architectures: ['BertForMaskedLM'] };
   writeAtomic(path.join(dir, MODEL_FILES.config), `${JSON.stringify(hf, null, 2)}\n`);
   writeSafetensors(path.join(dir, MODEL_FILES.weights), new Map([...m.weights].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
   writeAtomic(path.join(dir, MODEL_FILES.vocab), m.vocabText);

@@ -131,6 +131,16 @@ function checkRange(name: string, v: number, lo: number, hi: number, integer = f
   return v;
 }
 
+/** Progress over the corpus bytes while it is tokenized (once; later runs read the cache). */
+function corpusProgress(stream?: ProgressStream): (done: number, total: number, tokens: number) => void {
+  let bar: ReturnType<typeof createProgress> | undefined;
+  return (done, total, tokens) => {
+    bar ??= createProgress({ total, label: 'tokenizing corpus', unit: 'bytes', stream });
+    bar.update(done, { tokens: tokens.toLocaleString('en-US') });
+    if (done >= total) bar.done();
+  };
+}
+
 /** Run (or resume) a pre-training run; resolves when the budget is spent. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
   const log = o.log ?? (() => {});
@@ -159,7 +169,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
     }
     const tokFile = o.tokenizer ?? (o.from ? readModelFolder(o.from).tokenizer : null) ?? defaultVocabulary();
     tokenizer = loadTokenizer(tokFile);
-    shard = await loadOrBuildShard({ corpus: o.corpus ?? [], tokenizer, cacheDir, log });
+    shard = await loadOrBuildShard({ corpus: o.corpus ?? [], tokenizer, cacheDir, log, onProgress: corpusProgress(o.progress) });
     cfg = resolveOptions(o, tokFile, shard);
     if (fs.existsSync(out)) fs.rmSync(tdir, { recursive: true, force: true });
     fs.mkdirSync(tdir, { recursive: true });

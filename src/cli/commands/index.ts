@@ -16,6 +16,7 @@ import { register as sweep } from './sweep.js';
 import { register as worker } from './worker.js';
 import { register as plot } from './plot.js';
 import { register as pretrain } from './pretrain.js';
+import { register as fillMask } from './fill-mask.js';
 
 /** Every CLI command registers itself here, one file per command. */
-export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, exportDelta, merge, serveModel, predict, data, sweep, worker, plot, pretrain, web];
+export const commands: Array<(program: Command) => void> = [demo, build, pull, inspect, artifacts, train, evaluate, exportDelta, merge, serveModel, predict, data, sweep, worker, plot, pretrain, fillMask, web];
