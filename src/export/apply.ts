@@ -10,6 +10,8 @@ import type { Model } from '../onnx/graph.js';
 import { modelSha256 } from '../onnx/hash.js';
 import { loadModel } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
+import { checkNoDanglingInputs } from '../onnx/checks.js';
+import { checkMaxLength, maxSequenceLength } from '../modules/positions.js';
 import { Delta, sameShape } from './delta.js';
 import { hfValues } from './params.js';
 
@@ -23,6 +25,7 @@ export interface BaseModel {
 
 export function loadBase(file: string): BaseModel {
   const model = loadModel(file);
+  checkNoDanglingInputs(model, file);
   checkFiniteWeights(model, file);
   const sha256 = modelSha256(file, model.externalDataFiles ?? []);
   return { label: file, model, sha256, structure: discoverParameters(model, { label: file }) };
@@ -41,6 +44,7 @@ export function checkBase(delta: Delta, base: BaseModel, opts: { force?: boolean
   if (want.numLayers !== have.numLayers) diffs.push(`${want.numLayers} vs ${have.numLayers} layers`);
   if (want.hiddenSize !== have.hiddenSize) diffs.push(`hidden size ${want.hiddenSize} vs ${have.hiddenSize}`);
   if (diffs.length) throw new ModtuneError(`${label}: made for another base shape than ${base.label} (delta vs base: ${diffs.join(', ')})`);
+  checkMaxLength(delta.manifest.tokenizer.maxLength, maxSequenceLength(have), `${label}: field 'tokenizer.maxLength'`, base.label);
   if (want.sha256 !== base.sha256 && !opts.force) {
     throw new ModtuneError(
       `${label}: made for base sha256 ${want.sha256.slice(0, 12)}…, but ${base.label} has ${base.sha256.slice(0, 12)}…; ` +

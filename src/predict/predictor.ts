@@ -17,6 +17,7 @@ import { Delta, deltaNumLabels, readDelta, sameShape } from '../export/delta.js'
 import { META_TASK, META_TOKENIZER, readTaskMeta, readTokenizerMeta, TaskMeta, TokenizerMeta } from '../export/metadata.js';
 import { buildMultiTaskModel, MultiTaskModel, readMultiTask, taskMeta, taskNames } from '../export/multitask.js';
 import { discoverParameters } from '../modules/index.js';
+import { checkMaxLength, maxSequenceLength } from '../modules/positions.js';
 import type { Model } from '../onnx/graph.js';
 import { modelSha256, sha256File } from '../onnx/hash.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
@@ -104,6 +105,7 @@ export class Predictor {
       if (multi) throw new ModtuneError(`${opts.base}: a multi-task model; give the delta folders of the tasks to serve`);
       if (!merged) throw new ModtuneError(`${opts.base}: not a merged model (no ${META_TASK} metadata); give the delta folder(s) to apply to this base model`);
       const tok = readTokenizerMeta(model, opts.base);
+      if (tok) checkMaxLength(tok.maxLength, maxSequenceLength(discoverParameters(model, { label: opts.base })), `metadata '${META_TOKENIZER}' field 'maxLength'`, opts.base);
       const tokenizer = tokenizers.forModel(opts.base, tok);
       const name = merged.name ?? path.basename(opts.base).replace(/\.onnx$/, '');
       const state: TaskState = { name, task: merged, numLabels: headLabels(merged), labels: merged.labels, tokenizer, maxLength: tok?.maxLength ?? 512, feeds: {} };
