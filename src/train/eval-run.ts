@@ -16,7 +16,8 @@ import { checkVocabulary } from './prepare.js';
 import { writeAtomic } from '../onnx/io.js';
 import { getBackend, readInitialParameters, type Device, type TensorMap } from './backends/index.js';
 import { checkpointsDir, latestCheckpointStep, listCheckpoints, stepDirName } from './checkpoint.js';
-import { loadTaskSplit } from './data.js';
+import { datasetSha256, loadTaskSplit } from './data.js';
+import type { EncodedDataset } from '../data/encoded.js';
 import { flattenScores, predict, scoreSplit, type SplitScore } from './evaluate.js';
 import { DEFAULTS, type RunConfig } from './options.js';
 import { checkHeadFitsTask } from './prepare.js';
@@ -107,7 +108,12 @@ export async function evaluateRun(o: EvaluateRunOptions): Promise<EvaluateRunRes
     const load = (s: string) => loadTaskSplit(task, s, { dir: dataDir, tokenizer, maxLength, limit: o.limitEval, cacheDir: o.cacheDir });
     if (split === 'dev') {
       const scores: SplitScore[] = [];
-      for (const s of task.devSplits) scores.push(await scoreSplit(backend, task, s, load(s), { batchSize }));
+      for (const s of task.devSplits) {
+        const ds = load(s);
+        const note = cfg ? devSubsetNote(cfg, s, ds, dataDir, maxLength) : null;
+        if (note) o.log?.(note);
+        scores.push(await scoreSplit(backend, task, s, ds, { batchSize }));
+      }
       const metrics = flattenScores(scores);
       if (o.out) writeAtomic(path.resolve(o.out), `${JSON.stringify({ task: task.name, split, source, metrics, splits: scores }, null, 2)}\n`);
       return { task: task.name, split, source, scores, metrics };
@@ -127,6 +133,24 @@ export async function evaluateRun(o: EvaluateRunOptions): Promise<EvaluateRunRes
   } finally {
     await backend.release();
   }
+}
+
+/**
+ * A note when the dev examples scored are not the ones the run evaluated on during training (another
+ * --limit-eval, data folder or --max-length): the metrics are then not comparable with the run's.
+ */
+export function devSubsetNote(cfg: RunConfig, split: string, ds: EncodedDataset, dataDir: string, maxLength: number): string | null {
+  const trained = cfg.totals.evalExamples[split];
+  const notComparable = "these metrics are not comparable with the run's";
+  if (trained !== undefined && trained !== ds.size) {
+    const limit = cfg.limitEval ? ` (--limit-eval ${cfg.limitEval})` : ' (all of it)';
+    return `note: scoring ${ds.size} ${split} examples, but the run evaluated on ${trained}${limit}; ${notComparable}`;
+  }
+  const hash = cfg.dataSha256?.dev[split];
+  if (hash && hash !== datasetSha256(ds)) {
+    return `note: the ${split} examples scored (${dataDir}, max length ${maxLength}) differ from those the run evaluated on, though as many; ${notComparable}`;
+  }
+  return null;
 }
 
 /** Where submission files go: `--out FILE` for a task with one test split, else a folder. */

@@ -33,6 +33,7 @@ export function register(program: Command): void {
       const r = await evaluateRun({
         dir, split, checkpoint: flags.checkpoint, data: flags.data, limitEval: flags.limitEval, out: flags.out, task: flags.task,
         tokenizer: flags.tokenizer, batchSize: flags.batchSize, device: flags.device as 'cpu' | 'cuda' | undefined, threads: flags.threads,
+        log: (line) => process.stderr.write(`${line}\n`),
       });
       const what = r.source.kind === 'run' ? `${r.source.checkpoint}${r.source.step !== null ? ` (step ${r.source.step})` : ''}` : 'initial parameters';
       const out = process.stdout;
