@@ -1,14 +1,18 @@
 /**
  * `npm run bench`: runs every `bench/*.bench.ts` (or those named on the command line), each exporting
- * `run(): Promise<object>`, and writes one JSON report to `bench/results/latest.json` (and stdout).
+ * `run(): Promise<object>`, and writes one JSON report (and prints it): a new file in
+ * `bench/results/runs/`, or with `--record` the committed `bench/results/latest-<area>.json` that the
+ * README quotes (see results-file.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseBenchArgs, writeBenchReport } from './results-file.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const only = process.argv.slice(2);
+const args = parseBenchArgs(process.argv.slice(2));
+const only = args.only;
 const files = fs.readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort()
   .filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
 const report: Record<string, unknown> = {
@@ -22,9 +26,6 @@ for (const f of files) {
   const mod = await import(pathToFileURL(path.join(here, f)).href);
   (report.results as Record<string, unknown>)[name] = await mod.run();
 }
-const outDir = path.join(here, 'results');
-fs.mkdirSync(outDir, { recursive: true });
-const out = path.join(outDir, only.length ? `latest-${only.join('-')}.json` : 'latest.json');
-fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+const out = writeBenchReport(path.join(here, 'results'), args, JSON.stringify(report, null, 2) + '\n');
 process.stdout.write(JSON.stringify(report, null, 2) + '\n');
 process.stderr.write(`bench: wrote ${out}\n`);
