@@ -68,7 +68,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     }
   }
 
-  const loader: BatchLoader = makeBatches(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }, ck?.state.data);
+  const loader: BatchLoader = makeBatches(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, groupByLength: cfg.groupByLength ?? false }, ck?.state.data);
   const schedule: Schedule = { kind: cfg.lrSchedule, peak: cfg.lr, warmupSteps: cfg.totals.warmupSteps, totalSteps: total };
   let backend: TrainBackend;
   try {

@@ -19,6 +19,8 @@ export interface TrainOptions {
   maxSteps?: number;
   /** Examples per micro-batch; an update sees batchSize × gradAccum examples. */
   batchSize?: number;
+  /** Batch examples of similar length together (less padding); batches still come in a seeded random order. */
+  groupByLength?: boolean;
   gradAccum?: number;
   lr?: number;
   lrSchedule?: ScheduleKind;
@@ -68,7 +70,7 @@ export interface TrainOptions {
 export const RESULT_OPTIONS = [
   ['model', '<model>'], ['train', '--train'], ['artifacts', '--artifacts'], ['task', '--task'],
   ['epochs', '--epochs'], ['maxSteps', '--max-steps'], ['batchSize', '--batch-size'], ['gradAccum', '--grad-accum'],
-  ['lr', '--lr'], ['lrSchedule', '--lr-schedule'], ['warmupRatio', '--warmup-ratio'], ['weightDecay', '--weight-decay'],
+  ['groupByLength', '--group-by-length'], ['lr', '--lr'], ['lrSchedule', '--lr-schedule'], ['warmupRatio', '--warmup-ratio'], ['weightDecay', '--weight-decay'],
   ['maxGradNorm', '--max-grad-norm'], ['optimizer', '--optimizer'], ['dropout', '--dropout'], ['maxLength', '--max-length'], ['seed', '--seed'],
   ['evalEvery', '--eval-every'], ['earlyStop', '--early-stop'], ['limitTrain', '--limit-train'], ['limitEval', '--limit-eval'],
   ['backend', '--backend'], ['tokenizer', '--tokenizer'], ['newHead', '--new-head'], ['freezeHead', '--freeze-head'],
@@ -98,6 +100,8 @@ export interface RunConfig {
   maxSteps: number | null;
   batchSize: number;
   gradAccum: number;
+  /** Absent in runs from before the option existed (which did not group). */
+  groupByLength?: boolean;
   lr: number;
   lrSchedule: ScheduleKind;
   warmupRatio: number;

@@ -12,7 +12,7 @@ import type { Manifest } from '../artifacts/manifest.js';
 import { checkMaxLength } from '../modules/positions.js';
 import type { EncodedDataset } from '../data/encoded.js';
 import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
-import { resolveGlueDir } from '../data/paths.js';
+import { resolveGlueDir, tokenizerBeside } from '../data/paths.js';
 import { loadTokenizer, type BertTokenizer } from '../data/tokenizer.js';
 import { VERSION } from '../version.js';
 import { defaultThreads, getBackend, type BackendFactory } from './backends/index.js';
@@ -102,8 +102,8 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     if (!o.train) throw new ModtuneError('--train SPEC is required with a model (which modules train, e.g. layernorm, attention@0-5, bias)');
     spec = o.train;
     if (!tokenizerFile) {
-      tokenizerFile = ['tokenizer.json', 'vocab.txt'].map((f) => path.join(path.dirname(model), f)).find((f) => fs.existsSync(f));
-      if (!tokenizerFile) throw new ModtuneError(`no tokenizer beside ${o.model} (looked for tokenizer.json, vocab.txt); pass --tokenizer PATH`);
+      tokenizerFile = tokenizerBeside(model);
+      if (!tokenizerFile) throw new ModtuneError(`no tokenizer beside ${o.model} (looked for <model>.tokenizer.json, <model>.vocab.txt, tokenizer.json, vocab.txt); pass --tokenizer PATH`);
     }
   }
   if (!fs.existsSync(tokenizerFile)) throw new ModtuneError(`--tokenizer ${tokenizerFile}: file not found (expected tokenizer.json or vocab.txt)`);
@@ -170,7 +170,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     artifacts: artifactsDir!, artifactsBuilt: !o.artifacts,
     backend: o.backend ?? DEFAULTS.backend, device: o.device ?? DEFAULTS.device, threads: o.threads ?? defaultThreads(),
     data: dataDir, tokenizer: tokenizerFile,
-    epochs, maxSteps: o.maxSteps ?? null, batchSize, gradAccum, ...cfgBase, warmupRatio,
+    epochs, maxSteps: o.maxSteps ?? null, batchSize, gradAccum, groupByLength: !!o.groupByLength, ...cfgBase, warmupRatio,
     weightDecay: manifest.optimizer.weightDecay, maxGradNorm: manifest.optimizer.maxGradNorm ?? 0, optimizer: manifest.optimizer.name, dropout: manifest.dropout.override,
     maxLength, seed: o.seed ?? DEFAULTS.seed,
     evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,

@@ -8,7 +8,7 @@ import { maxGradNormFlag } from '../parse.js';
 interface TrainFlags {
   train?: string; artifacts?: string; task?: string; epochs?: number; maxSteps?: number; batchSize?: number;
   gradAccum?: number; lr?: number; lrSchedule?: 'linear' | 'constant'; warmupRatio?: number; weightDecay?: number;
-  maxGradNorm?: number; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; seed?: number; evalEvery?: number; earlyStop?: number;
+  maxGradNorm?: number; groupByLength?: boolean; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; seed?: number; evalEvery?: number; earlyStop?: number;
   saveEvery?: number; limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; device?: 'cpu' | 'cuda';
   threads?: number; tokenizer?: string; data?: string; out?: string; resume?: boolean; newHead?: boolean;
   freezeHead?: boolean; force?: boolean;
@@ -38,6 +38,7 @@ export function register(program: Command): void {
     .option('--max-steps <n>', 'optimizer updates in total (overrides --epochs)', int('--max-steps'))
     .option('--batch-size <n>', 'examples per micro-batch (default 32)', int('--batch-size'))
     .option('--grad-accum <n>', 'micro-batches per update (default 1)', int('--grad-accum'))
+    .option('--group-by-length', 'batch examples of similar length together (less padding), in a seeded random batch order')
     .option('--lr <x>', 'peak learning rate (default 2e-5)', num('--lr'))
     .option('--lr-schedule <kind>', 'linear (warmup, then decay to 0) or constant (default linear)')
     .option('--warmup-ratio <x>', 'fraction of the updates spent warming up (default 0)', num('--warmup-ratio'))
