@@ -14,6 +14,7 @@ export * from './data/index.js';
 export * from './metrics/index.js';
 export * from './export/index.js';
 export { Predictor, loadRuntime, readTextsTsv, type PredictorOptions, type Prediction } from './predict/index.js';
-export { runDemo, demoModel } from './demo/index.js';
+export { runDemo, majorityBaseline } from './demo/index.js';
+export { defaultModel, randomControlModel, DEFAULT_MODEL_NAME } from './bert/default-model.js';
 export * from './sweep/index.js';
 export { serveWeb, prepareSite, buildPage, type WebOptions, type WebServer, type WebSiteOptions, type PreparedSite, type SiteManifest } from './web/index.js';

@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generateArtifacts } from '../artifacts/generate.js';
 import { writeSafetensors } from '../bert/safetensors.js';
-import { demoModel, demoTokenizer } from '../demo/index.js';
+import { defaultModel } from '../bert/default-model.js';
+import { demoTokenizer } from '../demo/index.js';
 import { getGlueSplit, getGlueTask, type GlueTask } from '../data/glue-tasks.js';
 import { glueDirCandidates } from '../data/paths.js';
 import { glueSplitPath } from '../data/glue-reader.js';
@@ -69,7 +70,7 @@ const SEED = 42;
 
 export function prepareSite(opts: WebSiteOptions = {}): PreparedSite {
   const log = opts.log ?? (() => undefined);
-  const model = path.resolve(opts.model ?? demoModel(opts.cacheDir));
+  const model = path.resolve(opts.model ?? defaultModel(opts.cacheDir).onnx);
   if (!fs.existsSync(model)) throw new ModtuneError(`${opts.model}: model file not found`);
   const deltaDirs = (opts.deltas ?? []).map((d) => path.resolve(d));
   const deltas = deltaDirs.map(readDelta);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runDemo } from '../../demo/index.js';
 import { formatCount, formatShare } from '../../modules/index.js';
 import { int, num } from './train.js';
+import type { TrainSummary } from '../../train/run-folder.js';
 import { displayPath } from './artifacts.js';
 
 interface DemoFlags { model?: string; tokenizer?: string; data?: string; train?: string; limitTrain?: number; epochs?: number; lr?: number; threads?: number; out?: string }
@@ -10,9 +11,9 @@ interface DemoFlags { model?: string; tokenizer?: string; data?: string; train?:
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('fine-tune the LayerNorms of the embedded default model on SST-2 (about 2 minutes), then evaluate on the dev set')
-    .option('--model <file>', 'a real model (.onnx) instead of the embedded random one')
-    .option('--tokenizer <file>', 'tokenizer.json or vocab.txt (default: beside the model, else ../shared)')
+    .description('tune the LayerNorms of the pretrained default model and, as the control, of the same shape from random init on SST-2 (about 4 minutes), then compare on the dev set')
+    .option('--model <file>', 'a model (.onnx) of yours instead of the pretrained default (no control run)')
+    .option('--tokenizer <file>', 'tokenizer.json or vocab.txt (default: the one beside the model)')
     .option('--data <dir>', 'GLUE data folder')
     .option('--train <spec>', 'modules to train', 'layernorm')
     .option('--limit-train <n>', 'training examples (default 6000)', int('--limit-train'))
@@ -24,25 +25,21 @@ export function register(program: Command): void {
       const out = process.stdout;
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
-      if (!f.model) {
-        out.write('modtune demo: the embedded default model is bert-mini with RANDOM weights (no pretrained BERT ships with modtune),\n' +
-          '  so dev accuracy stays near chance; pass --model (e.g. from `modtune pull <hub-id>`) to tune a real checkpoint.\n');
-      }
-      const r = await runDemo({ ...f, log: (l) => process.stderr.write(`${l}\n`), progress: process.stderr, signal: controller.signal });
-      const s = r.summary;
-      const acc = s.finalMetrics?.accuracy ?? s.bestMetrics?.accuracy;
-      const rows: [string, string][] = [
-        ['model', `${displayPath(r.model)}${r.randomModel ? ' (random weights)' : ''}`],
-        ['task', 'SST-2 (train subset → full dev set)'],
-        ['trained modules', s.selection],
-        ['trainable parameters', `${formatCount(s.trainableCount)} of ${formatCount(s.totalCount)} (${formatShare(s.trainableCount, s.totalCount)})`],
-        ['updates', `${s.steps} (${s.epochs.toFixed(2)} epochs)`],
-        ['throughput', `${s.examplesPerSec.toFixed(1)} examples/s`],
-        ['dev accuracy', acc === undefined ? '-' : `${(acc * 100).toFixed(2)}%`],
-        ['wall time', `${s.wallSeconds.toFixed(0)} s`],
-        ['run folder', displayPath(s.runDir)],
-      ];
-      const w = Math.max(...rows.map((x) => x[0].length));
-      out.write(`\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`);
+      const r = await runDemo({ ...f, log: (l: string) => process.stderr.write(`${l}\n`), progress: process.stderr, signal: controller.signal });
+      const first = r.runs[0]!.summary;
+      const accuracy = (s: TrainSummary) => s.finalMetrics?.accuracy ?? s.bestMetrics?.accuracy;
+      const cell = (v: number | undefined) => (v === undefined ? '-' : `${(v * 100).toFixed(2)}%`);
+      out.write(`\nSST-2, ${first.selection} tuning: ${first.steps} updates (${first.epochs.toFixed(2)} epochs on a train subset), full dev set\n\n`);
+      const header = ['', 'dev accuracy', 'trainable parameters', 'examples/s', 'time'];
+      const rows = r.runs.map((run) => [
+        run.label, cell(accuracy(run.summary)),
+        `${formatCount(run.summary.trainableCount)} of ${formatCount(run.summary.totalCount)} (${formatShare(run.summary.trainableCount, run.summary.totalCount)})`,
+        run.summary.examplesPerSec.toFixed(1), `${run.summary.wallSeconds.toFixed(0)} s`,
+      ]);
+      rows.push(['majority class', cell(r.majority), '-', '-', '-']);
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+      const line = (cells: string[]) => `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')}`;
+      out.write(`${[line(header), ...rows.map(line)].join('\n')}\n\n`);
+      for (const run of r.runs) out.write(`  ${run.label}: ${displayPath(run.model)}; run folder ${displayPath(run.summary.runDir)}\n`);
     });
 }
