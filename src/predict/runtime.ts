@@ -4,6 +4,7 @@
  * browser bundle the browser build). Sessions are created from model bytes, which both accept.
  */
 import { ModtuneError } from '../errors.js';
+import { disableOrtTelemetryByDefault } from '../runtime/ort-env.js';
 
 export type RuntimeName = 'node' | 'web';
 
@@ -47,6 +48,7 @@ export async function loadRuntime(name: RuntimeName, opts: RuntimeOptions = {}):
   let ort: OrtModule;
   const sessionOptions: Record<string, unknown> = { logSeverityLevel: 3, graphOptimizationLevel: 'all' };
   if (name === 'node') {
+    disableOrtTelemetryByDefault();
     ort = (await import('onnxruntime-node')) as unknown as OrtModule;
     if (opts.numThreads) sessionOptions.intraOpNumThreads = opts.numThreads;
   } else if (name === 'web') {

@@ -13,6 +13,27 @@ export const VOCAB = path.join(SHARED, 'tokenizers/bert-base-uncased/vocab.txt')
 export const TOKENIZER_JSON = path.join(SHARED, 'tokenizers/bert-base-uncased/tokenizer.json');
 export const ORT_REFERENCE = path.join(SHARED, 'ort-reference');
 
+/** Folders made by `tmpDir` in this test file, removed after it (see cleanup.ts). */
+const made: string[] = [];
+
+/** A new temporary folder, removed when the test file ends. */
 export function tmpDir(prefix = 'modtune-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Remove every folder `tmpDir` made (including what tests and the processes they ran wrote there). */
+export function removeTmpDirs(): void {
+  for (const dir of made.splice(0)) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // A test made something read-only: make it writable, then remove.
+      for (const f of [dir, ...fs.readdirSync(dir, { recursive: true }).map((f) => path.join(dir, String(f)))]) {
+        try { fs.chmodSync(f, 0o700); } catch { /* gone already */ }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }

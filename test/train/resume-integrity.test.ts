@@ -40,7 +40,7 @@ describe('--resume', () => {
   beforeAll(() => {
     artifacts = tinyArtifacts({ task: 'sst2', train: 'layernorm' });
   });
-  const run = { artifacts, task: 'sst2', limitTrain: 16, limitEval: 8, batchSize: 4, lr: 1e-2 };
+  const run = { task: 'sst2', limitTrain: 16, limitEval: 8, batchSize: 4, lr: 1e-2 };
 
   it('refuses training data that differs from the run\'s though it has as many examples', async () => {
     const out = path.join(tmpDir(), 'run');

@@ -2,6 +2,10 @@ import { ModtuneError } from '../../errors.js';
 import { nativeBackend } from './native.js';
 import { ortWebBackend } from './ort-web.js';
 import type { BackendFactory, BackendName } from './types.js';
+import { disableOrtTelemetryByDefault } from '../../runtime/ort-env.js';
+
+// Before any backend creates an ONNX Runtime session (see ort-env.ts).
+disableOrtTelemetryByDefault();
 
 export type { BackendFactory, BackendName, BackendOptions, Device, StepControl, TensorMap, TrainBackend } from './types.js';
 export { NativeBackend, createSession, defaultThreads, readInitialParameters, checkParameters, momentNames } from './native.js';
