@@ -62,10 +62,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Start the CLI from the repository root; stdout/stderr collected on the returned object. */
-export function spawnCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
-    cwd: ROOT,
+/** tsx's loader, by URL, so that the CLI starts from any working folder. */
+const TSX = import.meta.resolve('tsx');
+
+/** Start the CLI (from the repository root unless `cwd`); stdout/stderr collected on the returned object. */
+export function spawnCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, ['--import', TSX, ENTRY, ...args], {
+    cwd,
     env: { ...process.env, MODTUNE_CACHE: tmpDir('modtune-train-cache-'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -77,8 +80,8 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): { ch
   return { child, done };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return spawnCli(args, env).done;
+export function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliResult> {
+  return spawnCli(args, env, cwd).done;
 }
 
 /** Resolve once `cond` holds (polled), or reject after `timeoutMs`. */

@@ -56,6 +56,16 @@ describe('train --force replaces only a run folder', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
+  it('`train model.onnx --out . --force` in the model\'s folder is refused in one line, the folder intact, no --force suggested', async () => {
+    const dir = tmpDir();
+    writeTinyModel(dir);
+    const before = snapshot(dir);
+    const r = await runCli(['train', 'model.onnx', '--train', 'layernorm', '--task', 'sst2', '--data', GLUE, '--out', '.', '--force'], {}, dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`modtune: --out ${fs.realpathSync(dir)} holds the model ${fs.realpathSync(dir)}/model.onnx, an input of this command; choose another --out\n`);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
   it('refuses an --out that holds the artifacts or the data', async () => {
     expect(await fails({ ...quiet, ...short, artifacts, task: 'sst2', out: path.dirname(artifacts), force: true }))
       .toMatch(/^--out .* holds the artifacts .*, an input of this command; choose another --out$/);
