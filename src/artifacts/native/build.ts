@@ -66,8 +66,8 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
     const update = params.map((p) => {
       g.inputs.push(like(accumulatorName(p.name), p.shape));
       const total = g.addNode({ opType: 'Add', inputs: [accumulatorName(p.name), gradients.get(p.name)!], name: `/accumulate/${p.name}` }).outputs[0]!;
-      const scaled = g.addNode({ opType: 'Mul', inputs: [total, NATIVE_IO.gradScale], name: `/accumulate/${p.name}/scale` }).outputs[0]!;
-      return { name: p.name, grad: scaled, shape: p.shape, decay: p.decay, mask: p.mask ? Float32Array.from(p.mask) : undefined };
+      // grad_scale is folded into the optimizer's scalars rather than multiplied into every gradient.
+      return { name: p.name, grad: total, shape: p.shape, decay: p.decay, mask: p.mask ? Float32Array.from(p.mask) : undefined };
     });
     if (optimizer.name === 'adamw') {
       for (const p of params) {
@@ -75,7 +75,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
         g.inputs.push(like(s.expAvg!, p.shape), like(s.expAvgSq!, p.shape));
       }
     }
-    const states = appendOptimizerUpdate(g, update, optimizer, { lr: NATIVE_IO.lr, step: NATIVE_IO.step });
+    const states = appendOptimizerUpdate(g, update, optimizer, { lr: NATIVE_IO.lr, step: NATIVE_IO.step, gradScale: NATIVE_IO.gradScale });
     for (const [i, s] of states.entries()) {
       const shape = params[i]!.shape;
       g.outputs.push(like(s.updated, shape));
