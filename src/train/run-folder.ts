@@ -167,7 +167,8 @@ export function readBestRecord(dir: string): BestRecord | null {
  */
 export function reconcileBest(dir: string, best: BestRecord | null): void {
   const files = runFiles(dir);
-  sweepDeadTemps(dir, (n) => /^best\.(tmp|old)-\d+$/.test(n));
+  // Leftovers of a killed writer: best/ being replaced, atomic writes, a lock being taken.
+  sweepDeadTemps(dir, (n) => /^best\.(tmp|old)-\d+$/.test(n) || /\.tmp-\d+-\d+$/.test(n) || n.startsWith(`${LOCK_FILE}.`));
   const onDisk = readBestRecord(dir);
   if (!best) {
     fs.rmSync(files.best, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { ModtuneError } from '../../src/errors.js';
 import { listCheckpoints, readLatestCheckpoint, readSummary, train, type TrainOptions } from '../../src/train/index.js';
 import { pruneCheckpoints } from '../../src/train/checkpoint.js';
+import { reconcileBest } from '../../src/train/run-folder.js';
 import { acquireFolderLock, LOCK_FILE, sweepDeadTemps } from '../../src/util/folder-lock.js';
 import { GLUE, tmpDir } from '../helpers/paths.js';
 import { runCli, snapshot, spawnCli, tinyArtifacts, waitFor, writeTinyModel } from './helpers.js';
@@ -163,6 +164,12 @@ describe('one writer per run folder', () => {
     fs.mkdirSync(path.join(run, 'checkpoints', `.tmp-step-9-${dead}`));
     pruneCheckpoints(run, 2);
     expect(fs.readdirSync(path.join(run, 'checkpoints'))).toEqual([`.tmp-step-9-${sleeper.pid}`]);
+    // And so does a resume in the run folder itself.
+    for (const n of [`best.tmp-${dead}`, `best.old-${sleeper.pid}`, `metrics.jsonl.tmp-${dead}-1700000000000`, `summary.json.tmp-${sleeper.pid}-1700000000000`, `${LOCK_FILE}.stale-${dead}`]) {
+      fs.mkdirSync(path.join(run, n));
+    }
+    reconcileBest(run, null);
+    expect(fs.readdirSync(run).sort()).toEqual(['checkpoints', `best.old-${sleeper.pid}`, `summary.json.tmp-${sleeper.pid}-1700000000000`].sort());
   });
 
   it('a second train or --resume on a run being written is refused, with or without --force; after a kill, --resume takes over', async () => {
