@@ -4,6 +4,7 @@ import { formatDuration } from '../../util/progress.js';
 import { train, TrainInterrupted, type TrainOptions } from '../../train/index.js';
 import { metricsTable } from '../../train/report.js';
 import { maxGradNormFlag } from '../parse.js';
+import { defaultModel } from '../../bert/default-model.js';
 
 interface TrainFlags {
   train?: string; artifacts?: string; task?: string; epochs?: number; maxSteps?: number; batchSize?: number;
@@ -30,7 +31,7 @@ export function register(program: Command): void {
   program
     .command('train')
     .description('fine-tune the selected modules of a model (or an artifacts folder) on a GLUE task, writing a run folder')
-    .argument('[model]', 'base model (.onnx) to build artifacts from (or use --artifacts)')
+    .argument('[model]', 'base model (.onnx) to build artifacts from (default: the embedded pretrained default; or use --artifacts)')
     .option('--train <spec>', 'modules to train, e.g. layernorm, attention@0-5, bias (with a model)')
     .option('--artifacts <dir>', 'train an artifacts folder built by `modtune artifacts`')
     .option('--task <name>', 'GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI')
@@ -64,6 +65,13 @@ export function register(program: Command): void {
     .option('--freeze-head', 'do not train the classification head')
     .option('--force', 'replace an existing run folder')
     .action(async (model: string | undefined, flags: TrainFlags) => {
+      // No model, no artifacts, not a resume: the embedded pretrained default, with its vocabulary.
+      if (!model && !flags.artifacts && !flags.resume) {
+        const d = defaultModel();
+        process.stderr.write(`modtune: no model given: training the embedded default ${d.name}\n`);
+        await runTrain({ ...flags, model: d.onnx, tokenizer: flags.tokenizer ?? d.tokenizer });
+        return;
+      }
       await runTrain({ ...flags, model });
     });
 }
