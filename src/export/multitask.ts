@@ -56,7 +56,7 @@ function refuseRepeats(deltas: Delta[]): void {
   const seen = new Map<string, string>();
   for (const d of deltas) {
     const first = seen.get(d.sha256);
-    if (first !== undefined) throw new ModtuneError(`--tasks: ${d.dir} is the same delta as ${first} (delta.safetensors sha256 ${d.sha256.slice(0, 12)}…); list each delta once`);
+    if (first !== undefined) throw new ModtuneError(`${d.dir} is the same delta as ${first} (delta.safetensors sha256 ${d.sha256.slice(0, 12)}…); list each delta once`);
     seen.set(d.sha256, d.dir);
   }
 }
