@@ -33,6 +33,11 @@ export const deltaDir = (runDir: string) => path.join(runDir, 'delta');
 export async function runCell(job: CellJob, opts: { signal?: AbortSignal; log?: (line: string) => void; worker?: string } = {}): Promise<CellResult> {
   const { cell, runDir } = job;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const cpuSeconds = () => {
+    const d = process.cpuUsage(cpu0);
+    return (d.user + d.system) / 1e6;
+  };
   const base = {
     id: cell.id, task: cell.task, selection: cell.selection, seed: cell.seed, lr: cell.lr,
     run: runDir, worker: opts.worker ?? 'local',
@@ -51,14 +56,14 @@ export async function runCell(job: CellJob, opts: { signal?: AbortSignal; log?: 
       });
     }
     if (!fs.existsSync(path.join(deltaDir(runDir), 'delta.json'))) exportDelta({ run: runDir, out: deltaDir(runDir), force: true });
-    return finishedResult(base, summary, runDir);
+    return { ...finishedResult(base, summary, runDir), cpuSeconds: cpuSeconds() };
   } catch (e) {
     if (e instanceof TrainInterrupted) throw e;
     const message = e instanceof ModtuneError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
     return {
       ...base, trainableCount: job.trainableCount, totalCount: job.totalCount, metrics: null, mainMetric: null,
       status: 'failed', error: message, steps: null, bestStep: null,
-      wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString(),
+      wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSeconds(), finishedAt: new Date().toISOString(),
     };
   }
 }

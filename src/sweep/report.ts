@@ -118,12 +118,14 @@ export async function writeReport(dir: string, manifest: SweepManifest, results:
     const r = results.get(c.id);
     const runDir = cellRunDir(dir, c.id);
     let curves = '';
-    if (r?.status === 'done' && fs.existsSync(path.join(runDir, 'metrics.jsonl'))) {
-      const records = readMetrics(runDir);
-      if (records.length) {
-        await writePlot(runDir, 'curves', runCurvesSpec(records, `${c.task} · ${c.selection} · lr ${formatLr(c.lr)} · seed ${c.seed}`));
-        curves = `runs/${c.id}/curves.svg`;
-      }
+    const metricsFile = path.join(runDir, 'metrics.jsonl');
+    if (r?.status === 'done' && fs.existsSync(metricsFile)) {
+      const svg = path.join(runDir, 'curves.svg');
+      // Drawn once per finished run (again only if its metrics changed since).
+      const fresh = fs.existsSync(svg) && fs.statSync(svg).mtimeMs >= fs.statSync(metricsFile).mtimeMs;
+      const records = fresh ? [] : readMetrics(runDir);
+      if (records.length) await writePlot(runDir, 'curves', runCurvesSpec(records, `${c.task} · ${c.selection} · lr ${formatLr(c.lr)} · seed ${c.seed}`));
+      if (fresh || records.length) curves = `runs/${c.id}/curves.svg`;
     }
     runRows.push([c.id, r?.status ?? 'pending', r?.mainMetric != null ? r.mainMetric.toFixed(4) : '-', r ? `${r.wallSeconds.toFixed(0)} s` : '-', r?.worker ?? '-', curves ? `[curves](${curves})` : '-']);
   }

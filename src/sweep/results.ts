@@ -28,6 +28,8 @@ export interface CellResult {
   steps: number | null;
   bestStep: number | null;
   wallSeconds: number;
+  /** CPU time of the process that ran the cell (all its threads), while it ran: what the cell costs on an idle machine. */
+  cpuSeconds?: number;
   /** Where it ran: `local` or the queue worker's name. */
   worker: string;
   finishedAt: string;
@@ -60,7 +62,7 @@ export function readResults(dir: string): Map<string, CellResult> {
   return out;
 }
 
-const CSV_COLUMNS = ['id', 'task', 'selection', 'seed', 'lr', 'trainableCount', 'totalCount', 'mainMetric', 'status', 'run', 'steps', 'bestStep', 'wallSeconds', 'worker', 'finishedAt', 'error'] as const;
+const CSV_COLUMNS = ['id', 'task', 'selection', 'seed', 'lr', 'trainableCount', 'totalCount', 'mainMetric', 'status', 'run', 'steps', 'bestStep', 'wallSeconds', 'cpuSeconds', 'worker', 'finishedAt', 'error'] as const;
 
 /** results.csv: the fixed columns, then one column per metric name met in any cell. */
 export function writeResultsCsv(dir: string, results: CellResult[]): void {

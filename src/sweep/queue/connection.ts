@@ -50,12 +50,15 @@ export async function checkRedis(t: RedisTarget, timeoutMs = 3000): Promise<void
     host: t.host, port: t.port, db: t.db, username: t.username, password: t.password, ...(t.tls ? { tls: {} } : {}),
     lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null,
   });
-  client.on('error', () => {}); // reported through connect() below
+  // The first error says why (ECONNREFUSED, ENOTFOUND...); connect() then only says it closed.
+  let first: Error | undefined;
+  client.on('error', (e: Error) => { first ??= e; });
   const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs).unref());
   try {
     await Promise.race([client.connect().then(() => client.ping()), timer]);
   } catch (e) {
-    throw new ModtuneError(`cannot reach Redis at ${t.url}: ${(e as Error).message}; is redis-server running there (and reachable from this machine)?`);
+    const why = (first ?? (e as Error)).message.replace(/\.$/, '');
+    throw new ModtuneError(`cannot reach Redis at ${t.url} (${why}); is redis-server running there and reachable from this machine?`);
   } finally {
     client.disconnect();
   }
