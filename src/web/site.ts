@@ -34,7 +34,7 @@ import { VERSION } from '../version.js';
 import { SITE_FORMAT, SITE_VERSION, type SiteArtifacts, type SiteManifest, type SiteTask, type SiteTokenizer, type SiteTrainingTask } from './site-manifest.js';
 
 export interface WebSiteOptions {
-  /** Base model (default: the embedded demo model, bert-mini with random weights). */
+  /** Base model (default: the embedded default model, see src/bert/default-model.ts). */
   model?: string;
   /** Delta folders (`modtune export`) of the base, served as tasks. */
   deltas?: string[];

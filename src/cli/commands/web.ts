@@ -19,7 +19,7 @@ export function register(program: Command): void {
   program
     .command('web')
     .description('serve a page that predicts with one base model and swappable task deltas, and tunes LayerNorms on the device (onnxruntime-web)')
-    .option('--model <base>', 'base ONNX model (default: the embedded demo model, bert-mini with random weights)')
+    .option('--model <base>', 'base ONNX model (default: the embedded default model)')
     .option('--deltas <delta-dirs...>', "delta folders from 'modtune export', served as tasks")
     .option('--port <n>', 'port (0: any free one)', '8080')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
