@@ -17,11 +17,11 @@ import { GLUE, VOCAB } from '../helpers/paths.js';
 export const CHROMIUM = process.env.MODTUNE_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
 /** The system Chromium, or a failure that says how to get one (these tests never download a browser). */
-export function requireChromium(): string {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's 'chromium' package (apt-get install chromium) or set MODTUNE_TEST_CHROMIUM to a Chromium binary; the browser tests need a real browser`);
+export function requireChromium(file = CHROMIUM): string {
+  if (!fs.existsSync(file)) {
+    throw new Error(`Chromium not found at ${file}: install Debian's 'chromium' package (apt-get install chromium) or set MODTUNE_TEST_CHROMIUM to a Chromium binary; the browser tests need a real browser`);
   }
-  return CHROMIUM;
+  return file;
 }
 
 export function writeTinyBase(dir: string, seed = 1, file = 'bert-tiny.onnx'): string {
