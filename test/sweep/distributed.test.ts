@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Queue } from 'bullmq';
+import { readSafetensors } from '../../src/bert/safetensors.js';
+import { runWorker, sweep, sweepStatus, type SweepOptions } from '../../src/sweep/index.js';
+import { bullConnection, parseRedisUrl } from '../../src/sweep/queue/connection.js';
+import { JOB_FORMAT, type CellJobData } from '../../src/sweep/queue/job.js';
+import { readResults } from '../../src/sweep/results.js';
+import { sha256File } from '../../src/onnx/hash.js';
+import { GLUE, tmpDir } from '../helpers/paths.js';
+import { spawnCli, waitFor, writeTinyModel } from './helpers.js';
+import { dropQueue, startRedis, type TestRedis } from './redis.js';
+
+let redis: TestRedis;
+let model: string;
+const queues: string[] = [];
+const children: ChildProcess[] = [];
+const queueName = () => {
+  const n = `modtune-test-${process.pid}-${queues.length}-${Date.now()}`;
+  queues.push(n);
+  return n;
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  model = writeTinyModel(path.join(tmpDir(), 'model'));
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (redis) {
+    for (const q of queues) await dropQueue(redis.url, q);
+    await redis.stop();
+  }
+});
+
+/** A worker CLI process; its stderr is readable while it runs. */
+function startWorker(name: string, q: string, extra: string[] = []) {
+  const w = spawnCli(['worker', '--queue', redis.url, '--queue-name', q, '--data', GLUE, '--threads', '1', '--work-dir', tmpDir(), '--name', name,
+    '--lock-duration', '3000', '--stalled-interval', '1000', ...extra]);
+  children.push(w.child);
+  let stderr = '';
+  w.child.stderr!.on('data', (d) => (stderr += d));
+  return { ...w, stderr: () => stderr };
+}
+
+const grid = { epochs: 2, limitTrain: 96, limitEval: 16, batchSize: 8, dropout: 0, seeds: [42], lr: [1e-2] as number[] };
+const gridFlags = ['--lr', '1e-2', '--epochs', '2', '--limit-train', '96', '--limit-eval', '16', '--batch-size', '8', '--dropout', '0'];
+
+describe('modtune sweep --queue: BullMQ workers through a real Redis', () => {
+  it('two workers, one killed with SIGKILL mid-cell: its cell is taken again and every result equals a local run\'s', async () => {
+    const q = queueName();
+    const a = startWorker('worker-a', q);
+    await waitFor(() => a.stderr().includes('worker worker-a (modtune'), 60_000);
+    const out = path.join(tmpDir(), 'dist');
+    const s = spawnCli(['sweep', '--model', model, '--tasks', 'rte,mrpc', '--train', 'layernorm,bias', ...gridFlags, '--queue', redis.url, '--queue-name', q, '--out', out]);
+    children.push(s.child);
+    // Killed while training its first cell (a run folder with metrics exists on the worker).
+    await waitFor(() => /cell (\S+) \(job/.test(a.stderr()) && /training RTE/.test(a.stderr()), 60_000);
+    const killedCell = /cell (\S+) \(job/.exec(a.stderr())![1]!;
+    a.child.kill('SIGKILL');
+    expect((await a.done).signal).toBe('SIGKILL');
+    expect(a.stderr()).not.toContain(`cell ${killedCell}: done`);
+    const b = startWorker('worker-b', q);
+
+    const r = await s.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${out}: 4 cells, 4 done, 0 failed, 0 not finished`);
+    const dist = readResults(out);
+    expect(dist.get(killedCell)!.worker).toBe('worker-b');
+    expect(b.stderr()).toContain(`cell ${killedCell} (job`);
+
+    const local = path.join(tmpDir(), 'local');
+    const o: SweepOptions = { ...grid, model, tasks: ['rte', 'mrpc'], train: ['layernorm', 'bias'], data: GLUE, cacheDir: false, threads: 1, out: local };
+    await sweep(o);
+    const ref = readResults(local);
+    expect([...dist.keys()].sort()).toEqual([...ref.keys()].sort());
+    for (const [id, want] of ref) {
+      const got = dist.get(id)!;
+      expect(got.status).toBe('done');
+      expect(got.metrics, id).toEqual(want.metrics);
+      expect(got.trainableCount).toBe(want.trainableCount);
+      const tensors = (dir: string) => readSafetensors(path.join(dir, 'runs', id, 'delta/delta.safetensors')).tensors;
+      for (const [name, t] of tensors(local)) expect(Buffer.from(tensors(out).get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), `${id} ${name}`).toBe(true);
+      for (const f of ['config.json', 'metrics.jsonl', 'summary.json', 'best/metrics.json', 'delta/delta.json', 'delta/vocab.txt', 'curves.svg']) {
+        expect(fs.existsSync(path.join(out, 'runs', id, f)), `${id}: ${f}`).toBe(true);
+      }
+    }
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toContain('| `layernorm` |');
+    // Collected jobs leave the queue.
+    const queue = new Queue(q, { connection: bullConnection(parseRedisUrl(redis.url)) });
+    expect(await queue.getJobCounts('waiting', 'active', 'completed', 'failed')).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 });
+    await queue.close();
+    b.child.kill('SIGTERM');
+    expect((await b.done).stdout).toMatch(/worker stopped: \d+ cells done, 0 failed/);
+  });
+
+  it('--detach only enqueues (twice is a no-op), --status shows the queue, and a later sweep collects', async () => {
+    const q = queueName();
+    const out = path.join(tmpDir(), 'detached');
+    const o: SweepOptions = { ...grid, model, tasks: ['mrpc'], train: ['bias'], queue: redis.url, queueName: q, out };
+    const logs: string[] = [];
+    expect(await sweep({ ...o, detach: true, log: (l) => logs.push(l) })).toMatchObject({ detached: true, done: 0, pending: 1, report: null });
+    await sweep({ ...o, detach: true, log: (l) => logs.push(l) });
+    expect(logs.filter((l) => l.startsWith('queue '))).toEqual([
+      `queue ${q} at ${redis.url}: 1 cells added, 0 failed ones retried, 0 there already`,
+      `queue ${q} at ${redis.url}: 0 cells added, 0 failed ones retried, 1 there already`,
+    ]);
+    expect(await sweepStatus({ out, queue: redis.url, queueName: q })).toEqual([
+      `${out}: 1 cells: 0 done, 0 failed, 1 not finished`, `queue ${q} at ${redis.url}: 0 worker(s) connected`, '  1 waiting',
+    ]);
+    const controller = new AbortController();
+    const worker = runWorker({ queue: redis.url, queueName: q, data: GLUE, threads: 1, workDir: tmpDir(), name: 'in-test', cacheDir: false, signal: controller.signal });
+    const r = await sweep(o);
+    controller.abort();
+    expect(await worker).toEqual({ processed: 1, failed: 0 });
+    expect(r).toMatchObject({ done: 1, failed: 0, detached: false });
+    expect(readResults(out).get('MRPC-bias-s42-lr1e-2')!.worker).toBe('in-test');
+  });
+
+  it('a worker without the task\'s GLUE data fails the cell with that reason, and the sweep records it', async () => {
+    const q = queueName();
+    const out = path.join(tmpDir(), 'nodata');
+    const controller = new AbortController();
+    const worker = runWorker({ queue: redis.url, queueName: q, data: tmpDir(), threads: 1, workDir: tmpDir(), name: 'empty', signal: controller.signal });
+    const r = await sweep({ ...grid, model, tasks: ['rte'], train: ['bias'], queue: redis.url, queueName: q, out });
+    controller.abort();
+    await worker;
+    expect(r).toMatchObject({ done: 0, failed: 1 });
+    expect(readResults(out).get('RTE-bias-s42-lr1e-2')!.error).toMatch(/^GLUE RTE data not found \(looked in .*\); run `modtune data pull RTE` or pass --data DIR .* \(worker empty\)$/);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toContain('GLUE RTE data not found');
+  });
+
+  it('a worker refuses a cell for another base model (its own --model) or another modtune version, and says why', async () => {
+    const q = queueName();
+    const other = writeTinyModel(path.join(tmpDir(), 'other'), { seed: 7 });
+    const controller = new AbortController();
+    const worker = runWorker({ queue: redis.url, queueName: q, model: other, data: GLUE, threads: 1, workDir: tmpDir(), name: 'pinned', signal: controller.signal });
+    const out = path.join(tmpDir(), 'refused');
+    const r = await sweep({ ...grid, model, tasks: ['rte'], train: ['bias'], queue: redis.url, queueName: q, out });
+    expect(r).toMatchObject({ done: 0, failed: 1 });
+    const sha = sha256File(model);
+    expect(readResults(out).get('RTE-bias-s42-lr1e-2')!.error).toBe(
+      `worker pinned refuses cell RTE-bias-s42-lr1e-2: its base model has sha256 ${sha.slice(0, 12)}…, this worker's --model ${other} has ${sha256File(other).slice(0, 12)}…`);
+
+    // A job from another modtune version, put on the queue by hand.
+    const queue = new Queue<CellJobData>(q, { connection: bullConnection(parseRedisUrl(redis.url)) });
+    const ref = { sha256: sha256File(other), source: other, name: 'model.onnx' };
+    await queue.add('x', {
+      format: JOB_FORMAT, modtuneVersion: '0.0.1-elsewhere', settingsHash: 'f'.repeat(64), cell: { id: 'RTE-bias-s1-lr1e-2', task: 'RTE', selection: 'bias', seed: 1, lr: 1e-2 },
+      settings: {}, base: ref, tokenizer: ref, trainableCount: 1, totalCount: 1,
+    }, { jobId: 'other-version' });
+    await waitFor(async () => (await queue.getJobState('other-version')) === 'failed', 30_000);
+    expect((await queue.getJob('other-version'))!.failedReason).toMatch(/^worker pinned refuses cell RTE-bias-s1-lr1e-2: the sweep runs modtune 0\.0\.1-elsewhere, this worker modtune \d+\.\d+\.\d+/);
+    await queue.close();
+    controller.abort();
+    await worker;
+  });
+});
