@@ -63,7 +63,12 @@ export function checkOutputFolder(out: string, kind: FolderKind, o: FolderCheckO
     throw new ModtuneError(`${flag} ${out}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (!st.isDirectory()) throw new ModtuneError(`${flag} ${out} exists and is not a folder; expected ${kind.name} or a new path`);
-  const entries = fs.readdirSync(out);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(out);
+  } catch (e) {
+    throw new ModtuneError(`${flag} ${out}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   if (entries.length === 0) return 'empty';
   if (isOurFolder(out, kind)) {
     if (o.force) return 'ours';
