@@ -12,6 +12,7 @@ import { loadModel, saveModelsSharedWeights, writeAtomic } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
 import { checkNoDanglingInputs, checkOpsets } from '../onnx/checks.js';
 import { checkMaxLength, maxSequenceLength } from '../modules/positions.js';
+import { tokenizerBeside } from '../data/paths.js';
 import { VERSION } from '../version.js';
 import { upgradeOpset } from '../autodiff/opset.js';
 import { sweepDeadTemps } from '../util/folder-lock.js';
@@ -104,11 +105,7 @@ function findTokenizer(opts: ArtifactOptions): string | null {
     if (!fs.existsSync(opts.tokenizer)) throw new ModtuneError(`--tokenizer ${opts.tokenizer}: file not found (expected tokenizer.json or vocab.txt)`);
     return opts.tokenizer;
   }
-  for (const f of ['tokenizer.json', 'vocab.txt']) {
-    const p = path.join(path.dirname(path.resolve(opts.model)), f);
-    if (fs.existsSync(p)) return p;
-  }
-  return null;
+  return tokenizerBeside(opts.model) ?? null;
 }
 
 /** The selected parameters' masks in Hugging Face layout (masks come in stored layout). */
@@ -143,7 +140,9 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, label: opts.model });
   const structure = discoverParameters(headed.train);
   const maxPositions = maxSequenceLength(structure);
-  checkMaxLength(opts.maxLength ?? 128, maxPositions, '--max-length', opts.model);
+  // A length the user asked for must fit the position table; the default adapts to a shorter one.
+  if (opts.maxLength !== undefined) checkMaxLength(opts.maxLength, maxPositions, '--max-length', opts.model);
+  const maxLength = opts.maxLength ?? Math.min(128, maxPositions ?? 128);
   const selection: Selection = selectParameters(structure, opts.train, { seed, freezeHead: opts.freezeHead, values: structure.values });
   const rates = dropoutRates(base, opts.dropout);
 
@@ -225,7 +224,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       masks: masked.length ? 'masks.safetensors' : null,
       optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule, maxGradNorm: optimizer.maxGradNorm! },
       dropout: { override: opts.dropout ?? null, rates },
-      tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength: opts.maxLength ?? 128 },
+      tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength },
     };
 
     if (format === 'native' || format === 'both') {

@@ -66,3 +66,35 @@ export function resolveGlueDir(taskName: string | GlueTask, opts: { data?: strin
   const looked = candidates.map((c) => path.join(c.dir, task.folder)).join(', ');
   throw new ModtuneError(`GLUE ${task.name} data not found (looked in ${looked}); run \`modtune data pull ${task.name}\` or pass --data DIR (the folder holding ${task.folder}/)`);
 }
+
+/** The uncased BERT WordPiece vocabulary modtune carries (Apache-2.0, models/vocab/README.md). */
+export function bundledUncasedVocab(): string {
+  const root = packageRoot();
+  const file = root ? path.join(root, 'models', 'vocab', 'bert-base-uncased.txt') : undefined;
+  if (!file || !fs.existsSync(file)) throw new ModtuneError('the uncased BERT vocabulary models/vocab/bert-base-uncased.txt is missing from the installation');
+  return file;
+}
+
+/** `<folder>/<model stem>.<name>`: how a file that belongs to one model is named beside it. */
+export function besideModel(modelFile: string, name: string): string {
+  const resolved = path.resolve(modelFile);
+  return path.join(path.dirname(resolved), `${path.basename(resolved).replace(/\.onnx$/, '')}.${name}`);
+}
+
+/**
+ * The tokenizer that travels with a model: `<stem>.tokenizer.json` or `<stem>.vocab.txt` (what
+ * build, pull --out and merge write), else a folder-wide `tokenizer.json` or `vocab.txt` (a Hub
+ * download's layout).
+ */
+export function tokenizerBeside(modelFile: string): string | undefined {
+  const dir = path.dirname(path.resolve(modelFile));
+  const candidates = [besideModel(modelFile, 'tokenizer.json'), besideModel(modelFile, 'vocab.txt'), path.join(dir, 'tokenizer.json'), path.join(dir, 'vocab.txt')];
+  return candidates.find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+}
+
+/** Copy a tokenizer beside a model as `<stem>.tokenizer.json` / `<stem>.vocab.txt`; returns the copy. */
+export function copyTokenizerBeside(tokenizer: string, modelFile: string): string {
+  const dest = besideModel(modelFile, tokenizer.endsWith('.json') ? 'tokenizer.json' : 'vocab.txt');
+  if (path.resolve(tokenizer) !== dest) fs.writeFileSync(dest, fs.readFileSync(tokenizer));
+  return dest;
+}

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { saveModel } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
+import { copyTokenizerBeside } from '../data/paths.js';
 import type { Model } from '../onnx/graph.js';
 import { BertConfig, WeightMap, buildBert, countParameters, headLabelsInWeights, loadWeights, parseHfConfig } from '../bert/index.js';
 
@@ -25,6 +26,8 @@ export interface BuiltModel {
   /** The head was initialised here rather than loaded from the checkpoint. */
   newHead: boolean;
   parameters: number;
+  /** The tokenizer beside the model (`<model>.tokenizer.json` / `.vocab.txt` when `out` is elsewhere), if the repo has one. */
+  tokenizer?: string;
 }
 
 /** Build the ONNX model of a pulled (or any local) Hugging Face folder: config.json + safetensors. */
@@ -55,5 +58,9 @@ export function buildPulledModel(dir: string, opts: BuildPulledOptions = {}): Bu
   checkFiniteWeights(model, dir);
   const out = opts.out ?? path.join(dir, 'model.onnx');
   const files = saveModel(model, out, { externalData: 'auto' });
-  return { model, config, files, numLabels, newHead, parameters: countParameters(model) };
+  // The tokenizer travels with the model: copied beside an --out outside the downloaded folder.
+  const sources = ['tokenizer.json', 'vocab.txt'].map((f) => path.join(dir, f)).filter((f) => fs.existsSync(f));
+  const outside = path.resolve(path.dirname(out)) !== path.resolve(dir);
+  const copies = outside ? sources.map((f) => copyTokenizerBeside(f, out)) : sources;
+  return { model, config, files, numLabels, newHead, parameters: countParameters(model), tokenizer: copies[0] };
 }

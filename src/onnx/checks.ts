@@ -28,24 +28,15 @@ export function checkNoDanglingInputs(model: Model, label: string): void {
  */
 export const MAX_OPSET = 21;
 
-/** Operator domains a training or inference graph may use (ONNX, ONNX-ML, ONNX Runtime's contrib ops). */
-const KNOWN_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft']);
-
-/** Refuse opsets the runtimes cannot load, before anything is derived from the model. */
+/**
+ * Refuse a standard opset the runtimes cannot load, before anything is derived from the model.
+ * (Ops of other domains are left alone: off the gradient path they cost nothing, on it the
+ * gradient builder names them.)
+ */
 export function checkOpsets(model: Model, label: string): void {
   for (const o of model.opsetImports) {
     if ((o.domain === '' || o.domain === 'ai.onnx') && (o.version < 1 || o.version > MAX_OPSET)) {
       throw new ModtuneError(`${label}: opset ${o.version} of the standard ONNX domain is not supported (1 to ${MAX_OPSET}: ONNX Runtime web 1.19 runs no newer); re-export the model with opset ${MAX_OPSET} or lower`);
-    }
-  }
-  const imported = new Set(model.opsetImports.map((o) => (o.domain === 'ai.onnx' ? '' : o.domain)));
-  for (const n of model.graph.nodes) {
-    const domain = n.domain === 'ai.onnx' ? '' : n.domain;
-    if (!KNOWN_DOMAINS.has(domain)) {
-      throw new ModtuneError(`${label}: node '${n.name || '(unnamed)'}' uses op ${n.opType} of domain '${n.domain}', which ONNX Runtime does not provide (supported domains: ONNX, ai.onnx.ml, com.microsoft)`);
-    }
-    if (!imported.has(domain) && domain !== 'com.microsoft') {
-      throw new ModtuneError(`${label}: node '${n.name || '(unnamed)'}' uses domain '${n.domain || 'ai.onnx'}', which the model does not import (no opset_import entry)`);
     }
   }
 }

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/onnx/io.js';
+import { generateArtifacts } from '../../src/artifacts/generate.js';
 import { buildBert, countParameters } from '../../src/bert/build.js';
 import { toHfConfig } from '../../src/bert/config.js';
 import { writeSafetensors } from '../../src/bert/safetensors.js';
@@ -32,7 +33,7 @@ describe('modtune build', () => {
     const dir = tmpDir();
     const out = path.join(dir, 'tiny.onnx');
     const r = modtune('build', '--preset', 'bert-tiny', '--num-labels', '3', '--seed', '5', '--perturb-layernorm', '--out', out);
-    expect(r.stderr).toBe('');
+    expect(r.stderr).toBe(`modtune build: WARNING: ${out} has RANDOM weights (seed 5): a preset has no pretrained weights; predictions are meaningless until it is trained\n`);
     expect(r.code).toBe(0);
     const size = fs.statSync(out).size;
     expect(r.stdout).toContain(`wrote ${out} (${(size / 2 ** 20).toFixed(1)} MiB)`);
@@ -43,6 +44,43 @@ describe('modtune build', () => {
     const lib = buildBert({ config: { ...(await import('../../src/bert/config.js')).presetConfig('bert-tiny') }, numLabels: 3, seed: 5, perturbLayerNorm: true });
     const feeds = { input_ids: [[101, 2023, 2003, 102]] };
     expect(floats((await run(model, feeds)).logits)).toEqual(floats((await run(lib, feeds)).logits));
+  });
+
+  it('writes the uncased BERT vocabulary beside a preset model, and artifacts record it', () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'tiny.onnx');
+    const r = modtune('build', '--preset', 'bert-tiny', '--num-labels', '2', '--out', out);
+    expect(r.code).toBe(0);
+    const vocab = path.join(dir, 'tiny.vocab.txt');
+    expect(r.stdout).toContain(`tokenizer: ${vocab} (the uncased BERT vocabulary)`);
+    const text = fs.readFileSync(vocab, 'utf8');
+    expect(text).toBe(fs.readFileSync(path.join(ROOT, 'models/vocab/bert-base-uncased.txt'), 'utf8'));
+    expect(text.split('\n').filter(Boolean)).toHaveLength(30522);
+    const art = generateArtifacts({ model: out, train: 'layernorm', task: 'sst2', out: path.join(dir, 'art') });
+    expect(art.manifest.tokenizer.file).toBe('vocab.txt');
+    expect(fs.readFileSync(path.join(dir, 'art', 'vocab.txt'), 'utf8')).toBe(text);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('build --config DIR uses the weights beside the config, and says loudly when there are none', async () => {
+    const dir = tmpDir();
+    const config = tinyConfig();
+    const source = buildBert({ config, numLabels: 2, seed: 3, perturbLayerNorm: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHfConfig(config)));
+    fs.writeFileSync(path.join(dir, 'vocab.txt'), '[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n');
+    const empty = modtune('build', '--config', dir, '--out', path.join(dir, 'random.onnx'));
+    expect(empty.code).toBe(0);
+    expect(empty.stderr).toMatch(/WARNING: .*random\.onnx has RANDOM weights \(seed 0\): no --weights given and no model\.safetensors \(or its index\) beside /);
+    writeSafetensors(path.join(dir, 'model.safetensors'), weightsFromModel(source));
+    const out = path.join(dir, 'out.onnx');
+    const r = modtune('build', '--config', path.join(dir, 'config.json'), '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`weights: ${path.join(dir, 'model.safetensors')}`);
+    expect(r.stdout).toContain(`tokenizer: ${path.join(dir, 'out.vocab.txt')}`);
+    const feeds = { input_ids: [[2, 7, 9, 3]] };
+    expect(floats((await run(loadModel(out), feeds)).logits)).toEqual(floats((await run(source, feeds)).logits));
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('builds from config.json + safetensors (file, or sharded folder), keeping the checkpoint\'s head', async () => {

@@ -67,7 +67,6 @@ describe('modtune pull', () => {
     expect(r.stdout).toMatch(new RegExp(`wrote ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d`));
     expect(r.stdout).toContain('outputs last_hidden_state [batch, sequence, 16], pooler_output [batch, 16]');
     expect(r.stdout).toContain(`  tokenizer: ${path.join(dir, 'tokenizer.json')}\n`);
-    expect(r.stdout).toContain(`  tokenizer: ${path.join(dir, 'vocab.txt')}\n`);
     // Not a terminal: progress as plain lines on stderr, one final line per file.
     expect(r.stderr).toMatch(/^model\.safetensors: done, [\d.]+ KiB in \d+s/m);
     expect(r.stderr).not.toContain('\r');
@@ -83,6 +82,11 @@ describe('modtune pull', () => {
     expect(again.stdout).toContain('outputs logits [batch, 3]');
     expect(again.stdout).toContain('the classification head (3 labels) is newly initialised');
     expect(fs.existsSync(other)).toBe(true);
+    // The tokenizer travels with the model to --out.
+    const copied = path.join(path.dirname(other), 'cls.tokenizer.json');
+    expect(again.stdout).toContain(`  tokenizer: ${copied}\n`);
+    expect(fs.readFileSync(copied, 'utf8')).toBe(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    expect(fs.readFileSync(path.join(path.dirname(other), 'cls.vocab.txt'), 'utf8')).toBe(fs.readFileSync(path.join(dir, 'vocab.txt'), 'utf8'));
   });
 
   it('bad input: one line on stderr, exit 1', async () => {

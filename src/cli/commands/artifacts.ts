@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option('--new-head', 're-initialise the classification head')
     .option('--freeze-head', 'keep the classification head frozen')
     .option('--tokenizer <path>', 'tokenizer.json or vocab.txt to record (default: one beside the model)')
-    .option('--max-length <n>', 'maximum sequence length recorded for the tokenizer', '128')
+    .option('--max-length <n>', 'maximum sequence length recorded for the tokenizer (default 128, or the model\'s max_position_embeddings when smaller)')
     .option('--seed <n>', 'seed for a new head and random= selections', '42')
     .option('--out <dir>', 'output folder (default artifacts/<model>-<selection>)')
     .option('--force', 'replace the output folder if it exists')
@@ -75,7 +75,7 @@ export function register(program: Command): void {
         newHead: f.newHead,
         freezeHead: f.freezeHead,
         tokenizer: f.tokenizer,
-        maxLength: intFlag('--max-length', f.maxLength, 2),
+        maxLength: f.maxLength === undefined ? undefined : intFlag('--max-length', f.maxLength, 2),
         seed: intFlag('--seed', f.seed),
         force: f.force,
       });

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { ModtuneError } from '../../errors.js';
 import { saveModel } from '../../onnx/io.js';
 import { checkFiniteWeights } from '../../onnx/finite.js';
+import { bundledUncasedVocab, copyTokenizerBeside } from '../../data/paths.js';
 import { BertConfig, buildBert, countParameters, headLabelsInWeights, loadWeights, parseHfConfig, presetConfig, PRESETS, WeightMap } from '../../bert/index.js';
 
 interface BuildFlags {
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     .description('build a BERT-family ONNX model from a preset or a Hugging Face config.json, with safetensors weights or seeded random init')
     .option('--preset <name>', `architecture preset: ${Object.keys(PRESETS).join(', ')}`)
     .option('--config <file>', 'Hugging Face config.json (or the folder holding it)')
-    .option('--weights <path>', 'model.safetensors, model.safetensors.index.json, or a folder with one (default: random init)')
+    .option('--weights <path>', 'model.safetensors, model.safetensors.index.json, or a folder with one (default: the one beside --config, else random init)')
     .option('--init <kind>', "random init: 'bert' (normal 0.02) or 'zeros' (shape-only)", 'bert')
     .option('--seed <n>', 'seed of the random init (and of a new head)', '0')
     .option('--num-labels <n>', 'add a sequence-classification head with n outputs (default: the checkpoint\'s head, if any)')
@@ -47,8 +48,11 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
   const seed = integerFlag('--seed', flags.seed);
   if (flags.init !== 'bert' && flags.init !== 'zeros') throw new ModtuneError(`build: --init should be 'bert' or 'zeros', got '${flags.init}'`);
 
+  // Weights beside the config (a Hugging Face folder) are used unless --weights says otherwise.
+  const configDir = flags.config ? configFolder(flags.config) : undefined;
+  const weightsFile = flags.weights ?? (configDir ? weightsBeside(configDir) : undefined);
   let weights: WeightMap | undefined;
-  if (flags.weights) weights = loadWeights(flags.weights);
+  if (weightsFile) weights = loadWeights(weightsFile);
   let numLabels = flags.numLabels !== undefined ? integerFlag('--num-labels', flags.numLabels) : undefined;
   if (numLabels === 0) throw new ModtuneError('build: --num-labels should be at least 1');
   const checkpointLabels = weights ? headLabelsInWeights(weights, config) : undefined;
@@ -57,7 +61,7 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
   const model = buildBert({
     config,
     weights,
-    weightsLabel: flags.weights,
+    weightsLabel: weightsFile,
     init: flags.init,
     seed,
     perturbLayerNorm: flags.perturbLayernorm,
@@ -65,17 +69,41 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
     numLabels: flags.regression ? undefined : numLabels,
     regression: flags.regression,
   });
-  if (weights) checkFiniteWeights(model, flags.weights!);
+  if (weights) checkFiniteWeights(model, weightsFile!);
   const files = saveModel(model, flags.out, { externalData: flags.externalData ? true : 'auto' });
+  // The tokenizer travels with the model: the config folder's, or for a preset the uncased BERT vocabulary.
+  const tokenizerSource = configDir ? tokenizerIn(configDir) : bundledUncasedVocab();
+  const tokenizer = tokenizerSource ? copyTokenizerBeside(tokenizerSource, flags.out) : undefined;
 
   const sizes = files.map((f) => `${f} (${formatBytes(fs.statSync(f).size)})`);
   process.stdout.write(`wrote ${sizes.join(' + ')}\n`);
   const outputs = model.graph.outputs.map((o) => `${o.name} [${(o.shape ?? []).join(', ')}]`).join(', ');
   process.stdout.write(`${config.modelType}: ${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, ${countParameters(model).toLocaleString('en-US')} parameters; outputs ${outputs}\n`);
   const headLabels = model.graph.outputs.some((o) => o.name === 'logits');
+  if (weights) process.stdout.write(`weights: ${weightsFile}\n`);
   if (weights && headLabels && checkpointLabels === undefined) {
     process.stdout.write(`the checkpoint has no classification head: initialised a new one (seed ${seed})\n`);
   }
+  if (tokenizer) process.stdout.write(`tokenizer: ${tokenizer}${configDir ? '' : ' (the uncased BERT vocabulary)'}\n`);
+  else process.stdout.write(`no tokenizer beside ${flags.config}: pass --tokenizer to artifacts and train\n`);
+  if (!weights) {
+    const why = flags.config ? `no --weights given and no model.safetensors (or its index) beside ${flags.config}` : `a preset has no pretrained weights`;
+    process.stderr.write(`modtune build: WARNING: ${flags.out} has RANDOM weights (${flags.init === 'zeros' ? 'zeros' : `seed ${seed}`}): ${why}; predictions are meaningless until it is trained\n`);
+  }
+}
+
+/** The folder of a config given as a file or a folder. */
+function configFolder(location: string): string {
+  return fs.existsSync(location) && fs.statSync(location).isDirectory() ? location : path.dirname(location);
+}
+
+/** model.safetensors, or the sharded index, in a Hugging Face folder. */
+function weightsBeside(dir: string): string | undefined {
+  return ['model.safetensors', 'model.safetensors.index.json'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+}
+
+function tokenizerIn(dir: string): string | undefined {
+  return ['tokenizer.json', 'vocab.txt'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
 function readConfig(location: string): BertConfig {

@@ -71,7 +71,5 @@ async function runPull(repoId: string, flags: PullFlags): Promise<void> {
   const outputs = built.model.graph.outputs.map((o) => `${o.name} [${(o.shape ?? []).join(', ')}]`).join(', ');
   process.stdout.write(`  ${c.modelType}: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${built.parameters.toLocaleString('en-US')} parameters; outputs ${outputs}\n`);
   if (built.newHead) process.stdout.write(`  the classification head (${built.numLabels} labels) is newly initialised: fine-tune before use\n`);
-  for (const tok of ['tokenizer.json', 'vocab.txt']) {
-    if (pulled.files.includes(tok)) process.stdout.write(`  tokenizer: ${path.join(pulled.dir, tok)}\n`);
-  }
+  if (built.tokenizer) process.stdout.write(`  tokenizer: ${built.tokenizer}\n`);
 }
