@@ -1,7 +1,8 @@
 import { buildBackward } from '../../autodiff/index.js';
 import { DataType } from '../../onnx/dtype.js';
-import type { Graph, Model, ValueInfo } from '../../onnx/graph.js';
-import { cloneModel } from '../../onnx/graph.js';
+import { tensorNumbers } from '../../onnx/tensor.js';
+import type { Graph, Model, Node, ValueInfo } from '../../onnx/graph.js';
+import { A, attrString, attrTensor, cloneModel } from '../../onnx/graph.js';
 import { lowerDropouts } from '../../heads/index.js';
 import type { ExposedParameter } from '../expose.js';
 import type { IoRole, IoSpec, ModelSpec } from '../manifest.js';
@@ -51,7 +52,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
     g.outputs = [...userOutputs];
     for (const p of params) {
       g.inputs.push(like(accumulatorName(p.name), p.shape));
-      g.addNode({ opType: 'Add', inputs: [accumulatorName(p.name), gradients.get(p.name)!], outputs: [accumulatorUpdatedName(p.name)], name: `/accumulate/${p.name}` });
+      accumulate(g, accumulatorName(p.name), gradients.get(p.name)!, p.name, accumulatorUpdatedName(p.name));
       g.outputs.push(like(accumulatorUpdatedName(p.name), p.shape));
     }
     finish(g);
@@ -65,7 +66,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
     g.inputs.push(scalar(NATIVE_IO.lr), scalar(NATIVE_IO.step), scalar(NATIVE_IO.gradScale));
     const update = params.map((p) => {
       g.inputs.push(like(accumulatorName(p.name), p.shape));
-      const total = g.addNode({ opType: 'Add', inputs: [accumulatorName(p.name), gradients.get(p.name)!], name: `/accumulate/${p.name}` }).outputs[0]!;
+      const total = accumulate(g, accumulatorName(p.name), gradients.get(p.name)!, p.name);
       // grad_scale is folded into the optimizer's scalars rather than multiplied into every gradient.
       return { name: p.name, grad: total, shape: p.shape, decay: p.decay, mask: p.mask ? Float32Array.from(p.mask) : undefined };
     });
@@ -89,6 +90,44 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   evalOut.graph.outputs = evalOut.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
   finish(evalOut.graph);
   return { trainStep, gradient, eval: evalOut, infer };
+}
+
+/**
+ * accumulator + gradient. An embedding table's gradient is a ScatterND(reduction='add') of the
+ * looked-up rows' gradients into a fresh table-sized zero tensor (see rules/gather.ts), possibly
+ * summed with other contributions (a tied decoder's MatMul gradient); adding that to the
+ * accumulator would zero-fill, copy and add the whole table again. Scattering straight into
+ * accumulator (+ the other contributions) gives the same sums with one table-sized pass instead.
+ */
+function accumulate(g: Graph, acc: string, grad: string, param: string, output?: string): string {
+  const outputs = output ? [output] : undefined;
+  const name = `/accumulate/${param}`;
+  const scatter = scatterOfZeros(g, grad);
+  if (scatter) {
+    return g.addNode({ opType: 'ScatterND', inputs: [acc, scatter.inputs[1]!, scatter.inputs[2]!], outputs, name, attrs: { reduction: A.string('add') } }).outputs[0]!;
+  }
+  const sum = g.producer(grad);
+  if (sum && (sum.opType === 'Add' || sum.opType === 'Sum') && g.consumers(grad).length === 0 && !g.isGraphOutput(grad)) {
+    const i = sum.inputs.findIndex((v) => scatterOfZeros(g, v) && g.consumers(v).length === 1);
+    if (i >= 0) {
+      const sc = scatterOfZeros(g, sum.inputs[i]!)!;
+      const others = sum.inputs.filter((_, k) => k !== i);
+      const base = g.addNode({ opType: others.length === 1 ? 'Add' : 'Sum', inputs: [acc, ...others], name: `${name}/others` }).outputs[0]!;
+      return g.addNode({ opType: 'ScatterND', inputs: [base, sc.inputs[1]!, sc.inputs[2]!], outputs, name, attrs: { reduction: A.string('add') } }).outputs[0]!;
+    }
+  }
+  return g.addNode({ opType: 'Add', inputs: [acc, grad], outputs, name }).outputs[0]!;
+}
+
+/** The ScatterND(reduction='add') node that produces `value` from a ConstantOfShape zero tensor, if so. */
+function scatterOfZeros(g: Graph, value: string): Node | undefined {
+  const n = g.producer(value);
+  if (!n || n.opType !== 'ScatterND' || attrString(n, 'reduction', 'none') !== 'add') return undefined;
+  const data = g.producer(n.inputs[0]!);
+  if (!data || data.opType !== 'ConstantOfShape') return undefined;
+  const fill = attrTensor(data, 'value');
+  const zero = !fill || tensorNumbers(fill).every((v) => v === 0);
+  return zero ? n : undefined;
 }
 
 function finish(g: Graph): void {
