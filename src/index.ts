@@ -17,4 +17,5 @@ export { Predictor, loadRuntime, readTextsTsv, type PredictorOptions, type Predi
 export { runDemo, majorityBaseline } from './demo/index.js';
 export { defaultModel, randomControlModel, DEFAULT_MODEL_NAME } from './bert/default-model.js';
 export * from './sweep/index.js';
+export { renderSvg, writePlot, VEGA_LITE_SCHEMA } from './util/plot.js';
 export { serveWeb, prepareSite, buildPage, type WebOptions, type WebServer, type WebSiteOptions, type PreparedSite, type SiteManifest } from './web/index.js';

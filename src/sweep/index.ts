@@ -1,7 +1,7 @@
 export { sweep, sweepStatus, type SweepOptions, type SweepResult, type StatusOptions } from './sweep.js';
 export { runWorker, defaultWorkDir, type WorkerOptions } from './queue/worker.js';
 export { plotRun, type PlotRunOptions } from './plot-run.js';
-export { renderSvg, writePlot, scoreVsShareSpec, layerwiseSpec, topVsRandomSpec, magnitudeSpec, magnitudeLayersSpec, runCurvesSpec } from './plots.js';
+export { scoreVsShareSpec, layerwiseSpec, topVsRandomSpec, magnitudeSpec, magnitudeLayersSpec, runCurvesSpec } from './plots.js';
 export { readGridFile, completeGrid, expandCells, parseSelections, parseSeeds, parseLr, formatLr, SHARED_OPTIONS, type SweepGrid, type Cell, type LrChoice, type SharedOptions } from './grid.js';
 export { presetGrid, PRESET_NAMES, PAPER_MODULES, QUICK_TASKS, QUICK_SELECTIONS, type PresetName as SweepPresetName } from './presets.js';
 export { LR_GRIDS, lrGridFor, autoRates, defaultRate, type LrGrid } from './lr.js';

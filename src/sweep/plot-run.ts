@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
 import { readMetrics, runFiles } from '../train/run-folder.js';
-import { runCurvesSpec, writePlot } from './plots.js';
+import { writePlot } from '../util/plot.js';
+import { runCurvesSpec } from './plots.js';
 
 export interface PlotRunOptions {
   run: string;

@@ -1,36 +1,11 @@
 /**
- * Plots: Vega-Lite specs with their data inline (written as NAME.vl.json, so they open in any
- * Vega-Lite tool and can be restyled), rendered to SVG headless in Node by Vega's own renderer
- * (a View with renderer 'none' and toSVG(): no browser, no canvas).
+ * The sweep's plots as Vega-Lite specs with their data inline; src/util/plot.ts renders them to SVG
+ * and writes the spec beside it (NAME.vl.json), so they open in any Vega-Lite tool and can be restyled.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeAtomic } from '../onnx/io.js';
+import { VEGA_LITE_SCHEMA as SCHEMA, type TopLevelSpec } from '../util/plot.js';
 import type { MetricsRecord } from '../train/run-folder.js';
 import { layerOf, subsetOf, type Score } from './aggregate.js';
 import type { ModuleMagnitude } from './magnitude.js';
-
-const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
-
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
-/** Write `NAME.vl.json` and `NAME.svg` into `dir`; returns the SVG's path. */
-export async function writePlot(dir: string, name: string, spec: TopLevelSpec): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
-  writeAtomic(path.join(dir, `${name}.vl.json`), `${JSON.stringify(spec, null, 2)}\n`);
-  const svg = path.join(dir, `${name}.svg`);
-  writeAtomic(svg, await renderSvg(spec));
-  return svg;
-}
 
 /** Dev score against the share of trainable parameters (log x), one colour per task. */
 export function scoreVsShareSpec(scores: Score[]): TopLevelSpec {

@@ -14,7 +14,8 @@ import { cellRunDir, sweepFiles, type SweepManifest } from './folder.js';
 import { formatLr } from './grid.js';
 import { LR_GRIDS } from './lr.js';
 import type { ModuleMagnitude } from './magnitude.js';
-import { layerwiseSpec, magnitudeLayersSpec, magnitudeSpec, runCurvesSpec, scoreVsShareSpec, topVsRandomSpec, writePlot } from './plots.js';
+import { writePlot } from '../util/plot.js';
+import { layerwiseSpec, magnitudeLayersSpec, magnitudeSpec, runCurvesSpec, scoreVsShareSpec, topVsRandomSpec } from './plots.js';
 import type { CellResult } from './results.js';
 
 interface Table {
