@@ -119,3 +119,22 @@ describe('modtune inspect', () => {
     }
   });
 });
+
+describe('inspect and train agree on random= selections', () => {
+  it('use the same default seed, so inspect shows what train will train', async () => {
+    const { inspect } = await import('../../src/cli/commands/inspect.js');
+    const { generateArtifacts } = await import('../../src/artifacts/generate.js');
+    const { DEFAULTS } = await import('../../src/train/options.js');
+    const spec = 'layernorm:random=30%';
+    const shown = JSON.parse(inspect(EVAL, { train: spec, json: true, freezeHead: true })) as { partial: Record<string, number> };
+    const dir = tmpDir('modtune-inspect-seed-');
+    const { manifest } = generateArtifacts({ model: EVAL, train: spec, numLabels: 2, freezeHead: true, out: path.join(dir, 'art'), seed: DEFAULTS.seed });
+    const trained = Object.fromEntries(manifest.parameters.filter((p) => p.mask).map((p) => [p.name, p.trainableEntries]));
+    expect(Object.keys(trained).length).toBeGreaterThan(2);
+    expect(shown.partial).toEqual(trained);
+    // And the default is the one artifacts use without --seed.
+    const { manifest: implicit } = generateArtifacts({ model: EVAL, train: spec, numLabels: 2, freezeHead: true, out: path.join(dir, 'art2') });
+    expect(implicit.selection.seed).toBe(DEFAULTS.seed);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -6,6 +6,7 @@ import { selectParameters } from '../../modules/select.js';
 import { countOnes } from '../../modules/masks.js';
 import { describeShape, describeTrainable, formatCount, formatModuleTable, moduleTable } from '../../modules/summary.js';
 import type { ModelStructure, Selection } from '../../modules/types.js';
+import { DEFAULTS } from '../../train/options.js';
 
 export interface InspectOptions {
   train?: string;
@@ -22,7 +23,7 @@ export function register(program: Command): void {
     .argument('<model>', 'ONNX model file')
     .option('--train <spec>', "selection, e.g. 'layernorm', 'attention@11', 'bias', 'layernorm:top=5%'")
     .option('--json', 'print one JSON object instead of text')
-    .option('--seed <n>', 'seed for random= selections', '0')
+    .option('--seed <n>', `seed for random= selections (default ${DEFAULTS.seed}, as train and artifacts use)`)
     .option('--freeze-head', 'do not add the classifier to the selection')
     .action((file: string, opts: InspectOptions) => {
       process.stdout.write(inspect(file, opts));
@@ -40,7 +41,7 @@ export function inspect(file: string, opts: InspectOptions): string {
 }
 
 function parseSeed(s: string | undefined): number {
-  if (s === undefined) return 0;
+  if (s === undefined) return DEFAULTS.seed;
   if (!/^\d+$/.test(s.trim())) throw new ModtuneError(`--seed '${s}': expected a non-negative integer`);
   return Number(s);
 }
