@@ -10,11 +10,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModtuneError } from '../../src/errors.js';
-import { listCheckpoints, readLatestCheckpoint, readSummary, train, type TrainOptions } from '../../src/train/index.js';
-import { pruneCheckpoints } from '../../src/train/checkpoint.js';
+import { readSummary, train, type TrainOptions } from '../../src/train/index.js';
+import { latestCheckpointStep, pruneCheckpoints } from '../../src/train/checkpoint.js';
 import { reconcileBest } from '../../src/train/run-folder.js';
 import { acquireFolderLock, LOCK_FILE, sweepDeadTemps } from '../../src/util/folder-lock.js';
-import { GLUE, tmpDir } from '../helpers/paths.js';
+import { GLUE, ROOT, tmpDir } from '../helpers/paths.js';
 import { runCli, snapshot, spawnCli, tinyArtifacts, waitFor, writeTinyModel } from './helpers.js';
 
 const quiet = { cacheDir: false as const, data: GLUE, threads: 1 };
@@ -151,6 +151,32 @@ describe('one writer per run folder', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('of processes racing for a stale lock, exactly one wins', async () => {
+    const dir = tmpDir();
+    writeLock(dir, deadPid());
+    const go = path.join(dir, 'go');
+    // Each child waits for the start signal, tries once, holds what it won for a moment, and says.
+    const code = `
+      import * as fs from 'node:fs';
+      const { acquireFolderLock } = await import(${JSON.stringify(path.join(ROOT, 'src/util/folder-lock.ts'))});
+      fs.writeFileSync(${JSON.stringify(path.join(dir, 'ready-'))} + process.pid, '');
+      while (!fs.existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 2));
+      try { const l = acquireFolderLock(${JSON.stringify(dir)}, 'racer'); await new Promise((r) => setTimeout(r, 1500)); l.release(); console.log('won'); }
+      catch (e) { console.log(/is in use by/.test(e.message) ? 'refused' : 'error ' + e.message); }`;
+    const racers = Array.from({ length: 5 }, () => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }));
+    const said = racers.map((c) => new Promise<string>((resolve) => {
+      let out = '';
+      c.stdout!.on('data', (d) => (out += d));
+      c.on('close', () => resolve(out.trim()));
+    }));
+    await waitFor(() => fs.readdirSync(dir).filter((n) => n.startsWith('ready-')).length === racers.length, 50_000);
+    fs.writeFileSync(go, '');
+    const results = await Promise.all(said);
+    expect(results.filter((r) => r === 'won')).toHaveLength(1);
+    expect(results.filter((r) => r === 'refused')).toHaveLength(4);
+    expect(fs.readdirSync(dir).filter((n) => !n.startsWith('ready-'))).toEqual(['go']);
+  }, 60_000);
+
   it('temporaries are swept only when their writer is gone', () => {
     const dir = tmpDir();
     const dead = deadPid();
@@ -177,7 +203,7 @@ describe('one writer per run folder', () => {
     const out = path.join(tmpDir(), 'run');
     const args = [model, '--train', 'layernorm', '--task', 'sst2', '--data', GLUE, '--threads', '1', '--dropout', '0', '--batch-size', '8', '--limit-train', '64', '--limit-eval', '8', '--save-every', '2', '--max-steps', '100000', '--out', out];
     const first = spawnCli(['train', ...args]);
-    await waitFor(() => fs.existsSync(path.join(out, 'checkpoints/LATEST')));
+    await waitFor(() => fs.existsSync(path.join(out, 'checkpoints/LATEST')), 120_000);
     const pid = first.child.pid!;
     const inUse = new RegExp(`^modtune: ${out} is in use by modtune train \\(PID ${pid}, since [^)]*\\); one writer per folder: wait for it to finish or stop it \\(remove ${path.join(out, LOCK_FILE)} only if that process is gone\\)$`);
     const [forced, resumed] = await Promise.all([runCli(['train', ...args, '--force']), runCli(['train', '--resume', '--out', out])]);
@@ -187,14 +213,18 @@ describe('one writer per run folder', () => {
     }
     first.child.kill('SIGKILL');
     await first.done;
-    const killedAt = readLatestCheckpoint(out)!.state.step;
+    const killedAt = latestCheckpointStep(out)!;
     // The lock of the killed run is stale: the resume takes it over and trains on.
     const again = spawnCli(['train', '--resume', '--out', out]);
-    await waitFor(() => (listCheckpoints(out).at(-1) ?? 0) > killedAt);
+    let said = '';
+    again.child.stderr!.on('data', (d) => (said += d));
+    // Once it says so it has discarded anything after killedAt; then wait for a checkpoint of its own.
+    await waitFor(() => said.includes('resuming'), 120_000);
+    await waitFor(() => (latestCheckpointStep(out) ?? 0) > killedAt, 120_000);
     again.child.kill('SIGINT');
     const r = await again.done;
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toContain(`resuming ${out} from step ${killedAt}`);
     expect(fs.existsSync(path.join(out, LOCK_FILE))).toBe(false);
-  }, 180_000);
+  }, 400_000);
 });
