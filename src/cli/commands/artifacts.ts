@@ -53,7 +53,7 @@ export function register(program: Command): void {
     .option('--max-length <n>', 'maximum sequence length recorded for the tokenizer (default 128, or the model\'s max_position_embeddings when smaller)')
     .option('--seed <n>', 'seed for a new head and random= selections', '42')
     .option('--out <dir>', 'output folder (default artifacts/<model>-<selection>)')
-    .option('--force', 'replace the output folder if it exists')
+    .option('--force', 'replace an existing artifacts folder (only one with a modtune manifest.json)')
     .action((model: string, f: ArtifactFlags) => {
       const t0 = performance.now();
       const r = generateArtifacts({

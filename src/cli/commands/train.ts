@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--resume', 'continue the run in --out from its latest checkpoint')
     .option('--new-head', "replace the model's classification head with a new one")
     .option('--freeze-head', 'do not train the classification head')
-    .option('--force', 'replace an existing run folder')
+    .option('--force', 'replace an existing run folder (only a run folder, never one holding the model, tokenizer or data)')
     .action(async (model: string | undefined, flags: TrainFlags) => {
       // No model, no artifacts, not a resume: the embedded pretrained default, with its vocabulary.
       if (!model && !flags.artifacts && !flags.resume) {
