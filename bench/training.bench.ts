@@ -7,7 +7,12 @@
  * runs in its own child process (its peak RSS is its own), side by side in this one run.
  * With Debian's python3-torch present, PyTorch runs the same configuration right after ours
  * (scripts/torch_baseline_bench.py, 2 threads) and the speed-up is reported next to it.
+ * `full` steps also run a second time with glibc's malloc told to back large allocations with huge
+ * pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, `tunedMalloc`): onnxruntime-node copies every
+ * output into a fresh ArrayBuffer, and a full step's outputs (parameters and both moments) are
+ * three model-sized buffers whose pages are faulted in again on every step.
  * Env: BENCH_MODELS=bert-mini,bert-base  BENCH_STEPS=6  BENCH_THREADS=2  BENCH_TORCH=0 (skip PyTorch)
+ *      BENCH_TUNED_MALLOC=0 (skip the tunedMalloc runs)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { ROOT, runWorker } from './child.js';
 
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+const TUNED_MALLOC = 'glibc.malloc.hugetlb=1';
 
 /** PyTorch's numbers for one configuration, from scripts/torch_baseline_bench.py, or null without torch. */
 function torchRun(cfg: Record<string, unknown>): Record<string, number> | null {
@@ -49,12 +55,19 @@ export async function run(): Promise<object> {
         (entry.generate as Record<string, unknown>)[spec] = { ...g, peakRssOverModel: +(g.peakRssMB / modelMB).toFixed(2) };
         for (const batch of ['32', '8']) {
           const r = runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads]);
+          const tuned = spec === 'full' && process.env.BENCH_TUNED_MALLOC !== '0'
+            ? runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads], undefined, { GLIBC_TUNABLES: TUNED_MALLOC })
+            : null;
           const t = torchRun({ model: preset, mode: 'train', selection: spec, batch: Number(batch) });
           (entry.train as Record<string, unknown>)[`${spec}@${batch}x128`] = {
             ...r,
             stepMs: undefined,
             pytorch: t && { examplesPerSec: t.examplesPerSec, stepMsMedian: t.stepMsMedian, peakRssMB: t.peakRssMB },
             speedupOverPytorch: t ? +(r.examplesPerSec / t.examplesPerSec!).toFixed(2) : null,
+            tunedMalloc: tuned && {
+              env: `GLIBC_TUNABLES=${TUNED_MALLOC}`, stepMsMedian: tuned.stepMsMedian, examplesPerSec: tuned.examplesPerSec, peakRssMB: tuned.peakRssMB,
+              speedupOverPytorch: t ? +(tuned.examplesPerSec / t.examplesPerSec!).toFixed(2) : null,
+            },
           };
         }
       }

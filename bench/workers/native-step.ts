@@ -8,14 +8,15 @@ import * as ort from 'onnxruntime-node';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensors } from '../../src/bert/safetensors.js';
+import { createSession } from '../../src/train/backends/native.js';
 
 const [dir, mode, batchArg, seqArg, stepsArg, threadsArg] = process.argv.slice(2);
 const batch = Number(batchArg), seq = Number(seqArg), steps = Number(stepsArg);
 const manifest = JSON.parse(fs.readFileSync(path.join(dir!, 'manifest.json'), 'utf8'));
-const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: Number(threadsArg ?? 2) };
 const file = path.join(dir!, mode === 'infer' ? manifest.native.infer.file : manifest.native.trainStep.file);
 const t0 = performance.now();
-const session = await ort.InferenceSession.create(file, options);
+// The session options the native training backend uses.
+const session = await createSession(file, 'cpu', Number(threadsArg ?? 2));
 const sessionMs = performance.now() - t0;
 
 const ids = BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(100 + ((i * 7919) % 900)));
