@@ -31,7 +31,8 @@ export function threadsPerWorker(workers: number, cores = os.availableParallelis
 function childEntry(): { file: string; execArgv: string[] } {
   const self = fileURLToPath(import.meta.url);
   const ts = self.endsWith('.ts');
-  return { file: self.replace(/pool\.(ts|js)$/, `cell-process.${ts ? 'ts' : 'js'}`), execArgv: ts ? ['--import', 'tsx'] : [] };
+  // tsx resolved from here, so the child finds it whatever the working folder.
+  return { file: self.replace(/pool\.(ts|js)$/, `cell-process.${ts ? 'ts' : 'js'}`), execArgv: ts ? ['--import', import.meta.resolve('tsx')] : [] };
 }
 
 /**
@@ -80,7 +81,7 @@ export async function runPool(tasks: PoolTask[], o: PoolOptions): Promise<{ inte
       else if (reply.type === 'exit' && !interrupted) {
         // The process died without a result (crash, out of memory, killed): the cell failed.
         const why = reply.signal ? `the cell's process was killed by ${reply.signal}` : `the cell's process exited with code ${reply.code}`;
-        const last = stderr.trim().split('\n').filter(Boolean).at(-1);
+        const last = crashLine(stderr);
         const c = task.job.cell;
         o.onResult({
           id: c.id, task: c.task, selection: c.selection, seed: c.seed, lr: c.lr,
@@ -101,4 +102,10 @@ export async function runPool(tasks: PoolTask[], o: PoolOptions): Promise<{ inte
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.workers, queue.length)) }, lane));
   o.signal?.removeEventListener('abort', onAbort);
   return { interrupted };
+}
+
+/** The line of a dead process's stderr that says what went wrong (Node ends with its version line). */
+export function crashLine(stderr: string): string | undefined {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /^(\w*Error|Error)(\s*\[\w+\])?: /.test(l)) ?? lines.filter((l) => !/^(Node\.js v|at )/.test(l)).at(-1);
 }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
-import { resolveGlueDir } from '../data/paths.js';
+import { resolveGlueDir, tokenizerBeside } from '../data/paths.js';
 import { sha256File } from '../onnx/hash.js';
 import { writeAtomic } from '../onnx/io.js';
 import { checkHeads, countSelections, loadBaseModel } from './base.js';
@@ -104,9 +104,9 @@ async function prepare(o: SweepOptions): Promise<Prepared> {
   };
   const grid = resolveGrid(o, existing, (m) => baseOf(m).numLayers);
   const base = baseOf(grid.model);
-  const tokenizer = grid.tokenizer ?? ['tokenizer.json', 'vocab.txt'].map((f) => path.join(path.dirname(grid.model), f)).find((f) => fs.existsSync(f)) ?? null;
+  const tokenizer = grid.tokenizer ?? tokenizerBeside(grid.model) ?? null;
   if (grid.tokenizer && !fs.existsSync(grid.tokenizer)) throw new ModtuneError(`--tokenizer ${grid.tokenizer}: file not found (expected tokenizer.json or vocab.txt)`);
-  if (!tokenizer) throw new ModtuneError(`no tokenizer beside ${grid.model} (looked for tokenizer.json, vocab.txt); pass --tokenizer PATH`);
+  if (!tokenizer) throw new ModtuneError(`no tokenizer beside ${grid.model} (looked for <model>.tokenizer.json, <model>.vocab.txt, tokenizer.json, vocab.txt); pass --tokenizer PATH`);
   if (!o.queue) for (const t of grid.tasks) resolveGlueDir(t, { data: o.data });
 
   checkHeads(base, grid.tasks, { newHead: grid.newHead, seed: grid.seeds[0] });
