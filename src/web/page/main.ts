@@ -13,6 +13,8 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const siteUrl = new URL('site/', location.href).href;
 const params = new URLSearchParams(location.search);
 const heapLimitBytes = params.has('heapLimitMiB') ? Number(params.get('heapLimitMiB')) * 2 ** 20 : WASM_HEAP_MAX;
+/** `?threads=N`: wasm threads per worker (default min(4, cores) when cross-origin isolated). */
+const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
 
 const predictor = new WorkerClient(new URL('predict-worker.js', import.meta.url), (m) => showMessage(`Prediction ${m}`));
 const trainer = new WorkerClient(new URL('train-worker.js', import.meta.url), (m) => showMessage(`Training ${m}`));
@@ -265,8 +267,8 @@ function dropzone(zone: HTMLElement, input: HTMLInputElement, onFiles: (files: F
 
 async function start(): Promise<void> {
   const [p] = await Promise.all([
-    predictor.call<{ site: SiteManifest; tasks: TaskInfo[]; threads: number }>('init', { siteUrl, heapLimitBytes }),
-    trainer.call('init', { siteUrl }),
+    predictor.call<{ site: SiteManifest; tasks: TaskInfo[]; threads: number }>('init', { siteUrl, heapLimitBytes, threads }),
+    trainer.call('init', { siteUrl, threads }),
   ]);
   site = p.site;
   tasks = p.tasks;
@@ -339,7 +341,12 @@ window.modtune = {
     renderTaskKind();
     return r;
   },
-  /** Median-free raw timings of `n` runs at `tokens` tokens (for benchmarks). */
+  /** ms per task switch inside the worker, over `n` switches among `names` (for benchmarks). */
+  timeSwitches: async (n: number, names: string[]) => {
+    await ready;
+    return predictor.call<{ msPerSwitch: number }>('timeSwitches', { n, names });
+  },
+  /** Raw timings of `n` runs at `tokens` tokens (for benchmarks). */
   timeRuns: async (tokens: number, n: number, task?: string) => {
     await ready;
     return predictor.call<{ times: number[] }>('timeRuns', { tokens, n, task });

@@ -41,9 +41,17 @@ export interface Ort {
 }
 
 let loaded: Promise<Ort> | undefined;
+let requestedThreads: number | undefined;
+
+/** The page's `?threads=N` (before the runtime loads): wasm threads need cross-origin isolation all the same. */
+export function requestThreads(n: number | undefined): void {
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 1 && n <= 64)) throw new Error(`threads must be an integer from 1 to 64, got ${n}`);
+  requestedThreads = n;
+}
 
 export function threadCount(): number {
-  return globalThis.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  if (!globalThis.crossOriginIsolated) return 1;
+  return requestedThreads ?? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
 }
 
 export function loadOrt(): Promise<Ort> {

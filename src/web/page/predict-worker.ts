@@ -10,7 +10,7 @@ import { interpretLogits } from '../../predict/interpret.js';
 import type { SiteManifest, SiteTokenizer } from '../site-manifest.js';
 import { readDeltaFiles, type DroppedFile, type LoadedDelta } from './deltas.js';
 import { heapProblem } from './heap.js';
-import { loadOrt, threadCount, WASM_OOM, type Ort, type OrtInferenceSession, type OrtTensor } from './ort.js';
+import { loadOrt, requestThreads, threadCount, WASM_OOM, type Ort, type OrtInferenceSession, type OrtTensor } from './ort.js';
 import { messageOf, serveCalls } from './rpc.js';
 
 interface Task {
@@ -165,8 +165,9 @@ function taskOrCurrent(name?: string): Task {
 }
 
 serveCalls({
-  async init(args: { siteUrl: string; heapLimitBytes: number }) {
+  async init(args: { siteUrl: string; heapLimitBytes: number; threads?: number }) {
     siteUrl = args.siteUrl;
+    requestThreads(args.threads);
     const r = await fetch(new URL('site.json', siteUrl));
     if (!r.ok) throw new Error(`site.json: HTTP ${r.status}; is 'modtune web' running?`);
     site = (await r.json()) as SiteManifest;
@@ -205,6 +206,14 @@ serveCalls({
     const t0 = performance.now();
     current = taskOrCurrent(args.name);
     return { task: current.name, ms: performance.now() - t0 };
+  },
+
+  /** `n` task switches in a loop, for the bench (one switch is below the timer's resolution): ms per switch. */
+  timeSwitches(args: { n: number; names: string[] }) {
+    const list = args.names.map((name) => taskOrCurrent(name));
+    const t0 = performance.now();
+    for (let i = 0; i < args.n; i++) current = list[i % list.length];
+    return { msPerSwitch: (performance.now() - t0) / args.n };
   },
 
   async predict(args: { text: string; textPair?: string; task?: string }): Promise<PredictResult> {

@@ -15,7 +15,7 @@ import { Rng } from '../../util/random.js';
 import type { SiteManifest, SiteTrainingTask } from '../site-manifest.js';
 import { buildDelta } from './delta-writer.js';
 import { heapProblem } from './heap.js';
-import { createTrainingSession, loadOrt, WASM_OOM, type Ort, type OrtTensor, type OrtTrainingSession } from './ort.js';
+import { createTrainingSession, loadOrt, requestThreads, WASM_OOM, type Ort, type OrtTensor, type OrtTrainingSession } from './ort.js';
 import { messageOf, serveCalls } from './rpc.js';
 
 interface Encoded {
@@ -164,8 +164,9 @@ class Trainer {
 }
 
 const calls = serveCalls({
-  async init(args: { siteUrl: string }) {
+  async init(args: { siteUrl: string; threads?: number }) {
     siteUrl = args.siteUrl;
+    requestThreads(args.threads);
     const r = await fetch(new URL('site.json', siteUrl));
     if (!r.ok) throw new Error(`site.json: HTTP ${r.status}`);
     site = (await r.json()) as SiteManifest;
