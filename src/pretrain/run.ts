@@ -16,7 +16,7 @@ import type { WeightMap } from '../bert/weights.js';
 import { modtuneCacheDir } from '../data/paths.js';
 import { loadTokenizer, type BertTokenizer } from '../data/tokenizer.js';
 import type { Batch } from '../data/batching.js';
-import { nativeBackend } from '../train/backends/native.js';
+import { getBackend } from '../train/backends/index.js';
 import type { TrainBackend } from '../train/backends/types.js';
 import { CHECKPOINT_VERSION, readLatestCheckpoint, discardAfter, writeCheckpoint, type CheckpointState } from '../train/checkpoint.js';
 import { learningRate } from '../train/schedule.js';
@@ -199,7 +199,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
     truncateMetrics(tdir, ck?.state.step ?? 0);
     log(ck ? `resuming ${out} from step ${ck.state.step} of ${cfg.totalSteps}` : `resuming ${out} from the start (no checkpoint was written)`);
   }
-  const backend: TrainBackend = await nativeBackend.create({
+  const backend: TrainBackend = await getBackend('native').create({
     artifactsDir: art.dir, manifest: art.manifest, device: 'cpu', threads: o.threads, batchSize: cfg.batchSize, gradAccum: cfg.gradAccum,
     step: ck?.state.step ?? 0, parameters: ck?.parameters, optimizer: ck?.optimizer,
   });
