@@ -27,6 +27,7 @@ import { generateMlmArtifacts } from './artifacts.js';
 import { maskBatch, maskingVocabulary, type MaskingOptions, type Vocabulary } from './masking.js';
 import { readModelFolder, writeModelFolder, MODEL_FILES, type PretrainRecord } from './model-folder.js';
 import { loadOrBuildShard, type TokenShard } from './shard.js';
+import { writePretrainCurves } from './plot.js';
 
 export interface PretrainOptions {
   corpus?: string[];
@@ -294,6 +295,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
       }
     }
     progress.done(`${cfg.totalSteps} steps`);
+    await writePretrainCurves(out, `masked-LM pre-training, ${path.basename(out)}`);
   } finally {
     await backend.release();
   }

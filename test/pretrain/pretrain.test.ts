@@ -43,7 +43,7 @@ describe('modtune pretrain', () => {
     expect(s.complete).toBe(true);
     expect(s.tokens).toBe(40 * 16 * 64);
 
-    for (const f of ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer.json', 'pretrain.json']) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    for (const f of ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer.json', 'pretrain.json', 'loss-curve.svg', 'loss-curve.vl.json']) expect(fs.existsSync(path.join(out, f))).toBe(true);
     const record = JSON.parse(fs.readFileSync(path.join(out, 'pretrain.json'), 'utf8'));
     expect(record).toMatchObject({ complete: true, steps: 40, tokens: 40 * 16 * 64, heldOut: { step: 40, loss: evals[2].loss } });
     expect(record.corpus.files[0].sha256).toMatch(/^[0-9a-f]{64}$/);
