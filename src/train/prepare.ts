@@ -10,6 +10,7 @@ import { ModtuneError } from '../errors.js';
 import { generateArtifacts, readManifest } from '../artifacts/generate.js';
 import type { Manifest } from '../artifacts/manifest.js';
 import { checkMaxLength } from '../modules/positions.js';
+import { checkBakedRate, checkBakedSchedule } from './baked-schedule.js';
 import type { EncodedDataset } from '../data/encoded.js';
 import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
 import { resolveGlueDir, tokenizerBeside } from '../data/paths.js';
@@ -123,6 +124,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
 
   const maxLength = o.maxLength ?? manifest?.tokenizer.maxLength ?? DEFAULTS.maxLength;
   if (manifest) checkMaxLength(maxLength, manifest.base.maxPositions, '--max-length', `the model of ${o.artifacts}`);
+  if (manifest && factory.format === 'ort') checkBakedRate(manifest, o, o.artifacts!);
   const tokenizer = loadTokenizer(tokenizerFile);
   if (manifest) checkVocabulary(tokenizer, tokenizerFile, manifest);
   const { trainSet, devSets } = loadData(task, dataDir, tokenizer, maxLength, o);
@@ -134,6 +136,9 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
   const schedule = optimizer?.schedule;
   const warmupRatio = o.warmupRatio ?? (schedule && schedule.totalSteps > 0 ? schedule.warmupSteps / schedule.totalSteps : DEFAULTS.warmupRatio);
   const totals = computeTotals(trainSet, devSets, { batchSize, gradAccum, epochs, maxSteps: o.maxSteps, warmupRatio });
+  if (manifest && factory.format === 'ort') {
+    checkBakedSchedule(manifest, { kind: o.lrSchedule ?? schedule!.kind, peak: o.lr ?? optimizer!.lr, warmupSteps: totals.warmupSteps, totalSteps: totals.totalSteps }, o.artifacts!);
+  }
 
   fs.mkdirSync(runDir, { recursive: true });
   const lock = takeLock(runDir, 'modtune train');

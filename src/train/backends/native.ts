@@ -14,6 +14,7 @@ import type { IoSpec, Manifest, ModelSpec } from '../../artifacts/manifest.js';
 import type { Batch } from '../../data/batching.js';
 import type { BackendFactory, BackendOptions, Device, StepControl, TensorMap, TrainBackend } from './types.js';
 import { translateCreateError, translateRunError } from './ort-errors.js';
+import { checkCudaProvider } from './cuda-provider.js';
 
 type Feeds = Record<string, ort.Tensor>;
 type ModelKey = 'trainStep' | 'gradient' | 'eval';
@@ -256,6 +257,7 @@ function scalarOf(out: ort.InferenceSession.ReturnType, spec: ModelSpec): number
 
 /** An onnxruntime-node session from a file path (so external weights resolve beside it). */
 export async function createSession(file: string, device: Device, threads?: number): Promise<ort.InferenceSession> {
+  if (device === 'cuda') checkCudaProvider(file);
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: device === 'cuda' ? ['cuda'] : ['cpu'],
     graphOptimizationLevel: 'all',
