@@ -31,11 +31,12 @@ export interface PretrainRecord {
 export const MODEL_FILES = { config: 'config.json', weights: 'model.safetensors', vocab: 'vocab.txt', tokenizer: 'tokenizer.json', record: 'pretrain.json' } as const;
 
 /** Write (or refresh) the model folder `dir` from the run's weights. Each file is replaced atomically. */
-export function writeModelFolder(dir: string, m: { config: BertConfig; weights: WeightMap; vocabText: string; lowercase: boolean; record: PretrainRecord }): void {
+export function writeModelFolder(dir: string, m: { config: BertConfig; weights: WeightMap; vocabText: string; lowercase: boolean; record: PretrainRecord; fp16?: boolean }): void {
   fs.mkdirSync(dir, { recursive: true });
   const hf = { ...toHfConfig(m.config), architectures: ['BertForMaskedLM'] };
   writeAtomic(path.join(dir, MODEL_FILES.config), `${JSON.stringify(hf, null, 2)}\n`);
-  writeSafetensors(path.join(dir, MODEL_FILES.weights), new Map([...m.weights].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+  const dtype = m.fp16 ? 'F16' as const : 'F32' as const;
+  writeSafetensors(path.join(dir, MODEL_FILES.weights), new Map([...m.weights].map(([k, t]) => [k, { shape: t.shape, data: t.data, dtype }])), { format: 'pt' });
   writeAtomic(path.join(dir, MODEL_FILES.vocab), m.vocabText);
   const { vocab } = parseVocab(m.vocabText, MODEL_FILES.vocab);
   writeAtomic(path.join(dir, MODEL_FILES.tokenizer), `${JSON.stringify(bertTokenizerJson(vocab, { lowercase: m.lowercase, file: MODEL_FILES.vocab }))}\n`);

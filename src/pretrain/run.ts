@@ -28,6 +28,7 @@ import { maskBatch, maskingVocabulary, type MaskingOptions, type Vocabulary } fr
 import { readModelFolder, writeModelFolder, MODEL_FILES, type PretrainRecord } from './model-folder.js';
 import { loadOrBuildShard, type TokenShard } from './shard.js';
 import { writePretrainCurves } from './plot.js';
+import { heldOutBatches, scoreMasked } from './evaluate.js';
 
 export interface PretrainOptions {
   corpus?: string[];
@@ -60,6 +61,8 @@ export interface PretrainOptions {
   threads?: number;
   resume?: boolean;
   force?: boolean;
+  /** Store the model folder's weights as float16 (half the size; checkpoints stay float32). */
+  fp16?: boolean;
   cacheDir?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -220,7 +223,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
     const trained = backend.getParameters();
     const weights: WeightMap = new Map([...art.weights].map(([k, t]) => [k, trained.has(k) ? { shape: t.shape, data: trained.get(k)! } : t]));
     writeModelFolder(out, {
-      config, weights, vocabText: vocabText(cfg.tokenizer), lowercase: tokenizer.lowercase,
+      config, weights, vocabText: vocabText(cfg.tokenizer), lowercase: tokenizer.lowercase, fp16: o.fp16,
       record: {
         format: 'modtune-pretrain', modtuneVersion: VERSION, complete,
         corpus: { files: shard.meta.files.map((f) => ({ path: path.basename(f.path), sha256: f.sha256, tokens: f.tokens })), trainTokens: shard.meta.tokens.train, heldOutTokens: shard.meta.tokens.heldOut },
@@ -244,15 +247,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
     if (heldOut.length === 0) return;
     let lossSum = 0, correct = 0, count = 0;
     for (const b of heldOut) {
-      const { loss, logits } = await backend.evaluate(b);
+      const { logits } = await backend.evaluate(b);
       const labels = b.labels as BigInt64Array;
-      const V = logits.length / labels.length;
-      for (let i = 0; i < labels.length; i++) {
-        let best = 0;
-        for (let j = 1; j < V; j++) if (logits[i * V + j]! > logits[i * V + best]!) best = j;
-        if (best === Number(labels[i])) correct++;
-      }
-      lossSum += loss * labels.length;
+      const s = scoreMasked(logits, labels);
+      lossSum += s.lossSum;
+      correct += s.correct;
       count += labels.length;
     }
     lastEval = { loss: lossSum / count, accuracy: correct / count, sequences: heldOut.reduce((s, b) => s + b.batch, 0), step };
@@ -405,20 +404,6 @@ function epochOrder(seed: number, epoch: number, n: number): Uint32Array {
     orderCache.set(key, order);
   }
   return order;
-}
-
-/** The held-out evaluation set: the first sequences of the held-out stream, masked once with a fixed seed. */
-function heldOutBatches(shard: TokenShard, cfg: ResolvedPretrain, vocab: Vocabulary, masking: MaskingOptions): Batch[] {
-  const content = cfg.seqLen - 2;
-  const n = Math.min(cfg.evalSequences, Math.floor(shard.heldOut.length / content));
-  const rng = new Rng(cfg.seed + 104729);
-  const out: Batch[] = [];
-  for (let start = 0; start < n; start += cfg.batchSize) {
-    const blocks = [];
-    for (let b = start; b < Math.min(n, start + cfg.batchSize); b++) blocks.push(shard.heldOut.subarray(b * content, (b + 1) * content));
-    out.push(maskBatch(blocks, vocab, masking, rng));
-  }
-  return out;
 }
 
 function vocabText(tokenizerFile: string): string {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBert } from '../../src/bert/build.js';
 import { readModelFolder } from '../../src/pretrain/model-folder.js';
+import { evaluateModelFolder } from '../../src/pretrain/evaluate.js';
 import { pretrain, type PretrainOptions } from '../../src/pretrain/run.js';
 import { FillMask } from '../../src/predict/fill-mask.js';
 import { ROOT, tmpDir } from '../helpers/paths.js';
@@ -49,6 +50,11 @@ describe('modtune pretrain', () => {
     expect(record.corpus.files[0].sha256).toMatch(/^[0-9a-f]{64}$/);
     const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(config.architectures).toEqual(['BertForMaskedLM']);
+
+    // Plain inference on the folder reproduces the run's own held-out numbers (same sequences and masks).
+    const again = await evaluateModelFolder({ model: out, corpus: [corpus], cacheDir: cache, seqLen: 64 });
+    expect(again.loss).toBeCloseTo(record.heldOut.loss, 4);
+    expect(again.accuracy).toBe(record.heldOut.accuracy);
 
     // The folder builds with and without the MLM head, and with a classification head for fine-tuning.
     const folder = readModelFolder(out);

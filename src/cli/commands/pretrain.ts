@@ -2,12 +2,15 @@ import type { Command } from 'commander';
 import { formatDuration } from '../../util/progress.js';
 import { pretrain, PretrainInterrupted, type PretrainOptions } from '../../pretrain/run.js';
 import { int, num } from './train.js';
+import { ModtuneError } from '../../errors.js';
+import { modtuneCacheDir } from '../../data/paths.js';
+import { evaluateModelFolder } from '../../pretrain/evaluate.js';
 
 interface PretrainFlags {
-  corpus?: string[]; out: string; from?: string; preset?: string; tokenizer?: string; train?: string; freezeHead?: boolean;
+  corpus?: string[]; out?: string; from?: string; preset?: string; tokenizer?: string; train?: string; freezeHead?: boolean;
   seqLen?: number; batchSize?: number; gradAccum?: number; lr?: number; warmupRatio?: number; weightDecay?: number; maxGradNorm?: number;
   dropout?: number; maskRate?: number; wholeWord?: boolean; tokens?: number; steps?: number; evalEvery?: number; evalSequences?: number;
-  saveEvery?: number; seed?: number; threads?: number; resume?: boolean; force?: boolean;
+  saveEvery?: number; seed?: number; threads?: number; resume?: boolean; force?: boolean; fp16?: boolean; evaluate?: boolean;
 }
 
 /** `modtune pretrain`: masked-LM pre-training on a text corpus into a Hugging Face model folder. */
@@ -16,7 +19,7 @@ export function register(program: Command): void {
     .command('pretrain')
     .description('pre-train a BERT with masked-LM on text files, writing a Hugging Face model folder (config.json, model.safetensors, vocab.txt)')
     .option('--corpus <paths...>', 'files or folders of .txt / .txt.gz, one paragraph per line, blank line between documents')
-    .requiredOption('--out <dir>', 'model folder to write (training state goes to <dir>/training/)')
+    .option('--out <dir>', 'model folder to write (training state goes to <dir>/training/)')
     .option('--from <dir>', 'continue pre-training this model folder (domain adaptation) instead of a fresh model')
     .option('--preset <name>', 'shape of a fresh model: bert-tiny, bert-mini, bert-small, ... (default bert-mini)')
     .option('--tokenizer <file>', 'vocab.txt or tokenizer.json (default: the --from model\'s, else the uncased BERT vocabulary)')
@@ -39,10 +42,20 @@ export function register(program: Command): void {
     .option('--save-every <n>', 'checkpoint (and refresh the model folder) every n updates (default 200)', int('--save-every'))
     .option('--seed <n>', 'seed of the initialisation, data order and masks (default 0)', int('--seed'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)', int('--threads'))
+    .option('--fp16', "store the model folder's weights as float16 (half the size; checkpoints stay float32)")
+    .option('--evaluate', 'only print the held-out MLM loss and masked-token accuracy of the --from model on --corpus')
     .option('--resume', 'continue the run in --out from its latest checkpoint')
     .option('--force', 'start the run in --out over')
     .action(async (flags: PretrainFlags) => {
-      await runPretrain(flags);
+      if (flags.evaluate) {
+        if (!flags.from || !flags.corpus?.length) throw new ModtuneError('--evaluate needs --from MODEL_DIR and --corpus PATH...');
+        const r = await evaluateModelFolder({ model: flags.from, corpus: flags.corpus, cacheDir: modtuneCacheDir(), seqLen: flags.seqLen, batchSize: flags.batchSize,
+          evalSequences: flags.evalSequences, seed: flags.seed, maskRate: flags.maskRate, wholeWord: flags.wholeWord, threads: flags.threads });
+        process.stdout.write(`held-out MLM loss ${r.loss.toFixed(4)}, masked-token accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.sequences} sequences, ${r.maskedTokens} masked tokens)\n`);
+        return;
+      }
+      if (!flags.out) throw new ModtuneError('--out DIR is required: the model folder to write');
+      await runPretrain({ ...flags, out: flags.out });
     });
 }
 
