@@ -149,8 +149,9 @@ function markdown(intro: string[], tables: Table[]): string {
   for (const t of tables) {
     out.push(`## ${t.title}`, '');
     if (t.note) out.push(`${t.note}.`, '');
-    out.push(`| ${t.header.join(' | ')} |`, `|${t.header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
-    for (const r of t.rows) out.push(`| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+    const cells = (row: string[]) => `| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    out.push(cells(t.header), `|${t.header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    for (const r of t.rows) out.push(cells(r));
     out.push('');
     for (const p of t.plots ?? []) out.push(`![${t.title}](${p})`, '');
   }

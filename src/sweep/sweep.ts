@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
+import { defaultModel } from '../bert/default-model.js';
 import { resolveGlueDir, tokenizerBeside } from '../data/paths.js';
 import { sha256File } from '../onnx/hash.js';
 import { writeAtomic } from '../onnx/io.js';
@@ -82,9 +83,13 @@ function resolveGrid(o: SweepOptions, existing: SweepManifest | null, numLayersO
   for (const k of GRID_FLAG_KEYS) if (o[k] !== undefined) (flags as Record<string, unknown>)[k] = o[k];
   if (o.resume && existing && !o.grid && !o.preset) return completeGrid({ ...existing.grid, ...flags });
   const fromFile = o.grid ? readGridFile(o.grid) : {};
-  const model = flags.model ?? fromFile.model;
-  const preset = o.preset ? presetGrid(o.preset, { numLayers: model ? numLayersOf(path.resolve(model)) : 0, data: o.data }) : {};
-  return completeGrid({ ...preset, ...fromFile, ...flags });
+  const given = flags.model ?? fromFile.model;
+  // No model anywhere: the embedded pretrained default, with its vocabulary.
+  const fallback = given ? undefined : defaultModel();
+  if (fallback) o.log?.(`no model given: sweeping the embedded default ${fallback.name}`);
+  const model = path.resolve(given ?? fallback!.onnx);
+  const preset = o.preset ? presetGrid(o.preset, { numLayers: numLayersOf(model), data: o.data }) : {};
+  return completeGrid({ ...preset, ...fromFile, ...flags, model, ...(fallback && !flags.tokenizer && !fromFile.tokenizer ? { tokenizer: fallback.tokenizer } : {}) });
 }
 
 async function prepare(o: SweepOptions): Promise<Prepared> {

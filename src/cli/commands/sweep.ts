@@ -18,7 +18,7 @@ export function register(program: Command): void {
   program
     .command('sweep')
     .description('train every cell of a grid (selections × tasks × seeds × learning rates), locally or on BullMQ workers, and write results, a report and plots')
-    .option('--model <file>', 'base model (.onnx)')
+    .option('--model <file>', 'base model (.onnx) (default: the embedded pretrained default)')
     .option('--grid <file>', 'grid.json with the same fields as these flags (flags override it)')
     .option('--preset <name>', 'paper (the whole experiment) or quick (a subset of about an hour for bert-mini on 2 cores)')
     .option('--tasks <list>', 'GLUE tasks, e.g. rte,mrpc,sst2')
