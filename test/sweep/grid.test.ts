@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { aggregate, layerOf, sampleStd, subsetOf } from '../../src/sweep/aggregate.js';
 import { completeGrid, expandCells, formatLr, parseLr, parseSeeds, parseSelections, readGridFile } from '../../src/sweep/grid.js';
 import { autoRates, defaultRate, LR_GRIDS } from '../../src/sweep/lr.js';
+import { crashLine, threadsPerWorker } from '../../src/sweep/pool.js';
 import { presetGrid } from '../../src/sweep/presets.js';
 import type { CellResult } from '../../src/sweep/results.js';
 import { GLUE, tmpDir } from '../helpers/paths.js';
@@ -102,5 +103,16 @@ describe('sweep grid', () => {
     expect(layerOf('layernorm@11')).toBe(11);
     expect(layerOf('layernorm@0-3')).toBeNull();
     expect(subsetOf('layernorm:random=5%')).toEqual({ target: 'layernorm', kind: 'random', amount: '5%' });
+  });
+
+  it('shares the cores among worker processes, and names what killed a crashed one', () => {
+    expect(threadsPerWorker(1, 2)).toBe(2);
+    expect(threadsPerWorker(2, 2)).toBe(1);
+    expect(threadsPerWorker(3, 2)).toBe(1);
+    expect(threadsPerWorker(2, 8)).toBe(4);
+    const stderr = 'file:///x/cell.js:10\n  throw e;\n  ^\n\nRangeError: Array buffer allocation failed\n    at new ArrayBuffer (<anonymous>)\n\nNode.js v20.20.2\n';
+    expect(crashLine(stderr)).toBe('RangeError: Array buffer allocation failed');
+    expect(crashLine('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\nNode.js v20.20.2\n')).toBe('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory');
+    expect(crashLine('')).toBeUndefined();
   });
 });
