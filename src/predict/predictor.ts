@@ -24,6 +24,8 @@ import { decodeModel, encodeModel } from '../onnx/io.js';
 import { checkFiniteWeights } from '../onnx/finite.js';
 import { numel } from '../onnx/tensor.js';
 import { resolveInside } from '../util/inside.js';
+import { tokenizerBeside } from '../data/paths.js';
+import { readHfExport } from './hf-export.js';
 import { interpretLogits } from './interpret.js';
 import { loadRuntime, Runtime, RuntimeName, RuntimeSession, RuntimeTensor } from './runtime.js';
 
@@ -103,7 +105,16 @@ export class Predictor {
 
     if (deltaDirs.length === 0) {
       if (multi) throw new ModtuneError(`${opts.base}: a multi-task model; give the delta folders of the tasks to serve`);
-      if (!merged) throw new ModtuneError(`${opts.base}: not a merged model (no ${META_TASK} metadata); give the delta folder(s) to apply to this base model`);
+      if (!merged) {
+        // A plain Hugging Face export: labels from the config.json beside it.
+        const hf = readHfExport(opts.base, logitsWidth(model));
+        if (!hf) throw new ModtuneError(`${opts.base}: not a merged model (no ${META_TASK} metadata) and no config.json beside it naming its labels; give the delta folder(s) to apply to this base model`);
+        const tokenizer = tokenizers.beside(opts.base);
+        const name = hf.task.name ?? path.basename(opts.base);
+        const state: TaskState = { name, task: hf.task, numLabels: headLabels(hf.task), labels: hf.task.labels, tokenizer, maxLength: hf.maxLength, feeds: {} };
+        const runBytes = model.externalDataFiles?.length ? encodeModel(model) : fs.readFileSync(opts.base);
+        return new Predictor(runtime, await runtime.createSession(runBytes), new Map([[name, state]]), batchSize);
+      }
       const tok = readTokenizerMeta(model, opts.base);
       if (tok) checkMaxLength(tok.maxLength, maxSequenceLength(discoverParameters(model, { label: opts.base })), `metadata '${META_TOKENIZER}' field 'maxLength'`, opts.base);
       const tokenizer = tokenizers.forModel(opts.base, tok);
@@ -327,6 +338,14 @@ class TokenizerCache {
     if (this.override) return this.load(this.override, tok.lowercase);
     if (!tok.file) throw new ModtuneError(`${d.dir}: the delta has no tokenizer; pass one with --tokenizer`);
     return this.load(resolveInside(d.dir, tok.file, { source: `${path.join(d.dir, 'delta.json')}: field 'tokenizer.file'` }), tok.lowercase);
+  }
+
+  /** The tokenizer in a model's folder (a Hugging Face export's layout); its own settings decide lower-casing. */
+  beside(modelFile: string): BertTokenizer {
+    if (this.override) return this.load(this.override);
+    const file = tokenizerBeside(modelFile);
+    if (!file) throw new ModtuneError(`${modelFile}: no tokenizer beside it (looked for <model>.tokenizer.json, <model>.vocab.txt, tokenizer.json, vocab.txt); pass one with --tokenizer`);
+    return this.load(file);
   }
 
   forModel(modelFile: string, tok: TokenizerMeta | undefined): BertTokenizer {

@@ -23,7 +23,7 @@ export function register(program: Command): void {
   program
     .command('predict')
     .description('predict with a merged model, or with a delta folder applied to --base (the base or a serve-model model)')
-    .argument('<model-or-delta>', "a merged .onnx ('modtune merge') or a delta folder ('modtune export')")
+    .argument('<model-or-delta>', "a merged .onnx ('modtune merge'), a Hugging Face sequence-classification ONNX export (labels from the config.json beside it), or a delta folder ('modtune export')")
     .option('--base <file>', 'with a delta folder: the base model, or a multi-task model from serve-model')
     .option('--text <text>', 'one input text')
     .option('--text-pair <text>', 'the second text, for pair tasks (MRPC, MNLI, ...)')
