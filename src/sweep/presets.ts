@@ -20,7 +20,7 @@ export const PAPER_MODULES = [
 export const PAPER_SUBSET_PERCENTS = [10, 30];
 export const PAPER_TASKS = ['CoLA', 'SST-2', 'MRPC', 'STS-B', 'QQP', 'MNLI', 'QNLI', 'RTE'];
 
-export const QUICK_TASKS = ['RTE', 'MRPC', 'STS-B'];
+export const QUICK_TASKS = ['RTE', 'MRPC', 'STS-B', 'SST-2'];
 export const QUICK_SELECTIONS = ['full', 'classifier', 'layernorm', 'bias', 'query', 'intermediate', 'layernorm@0', 'layernorm@last', 'layernorm:top=10%', 'layernorm:random=10%'];
 
 export interface PresetContext {
@@ -38,7 +38,7 @@ export function presetGrid(name: string, ctx: PresetContext): Partial<SweepGrid>
     return { tasks, train: [...PAPER_MODULES, ...layerwise, ...subsets], seeds: [42, 43, 44], lr: 'auto', epochs: 3 };
   }
   if (name === 'quick') {
-    return { tasks: [...QUICK_TASKS], train: [...QUICK_SELECTIONS], seeds: [42], lr: 'default', epochs: 2, limitTrain: 1000, limitEval: 400, maxLength: 128 };
+    return { tasks: [...QUICK_TASKS], train: [...QUICK_SELECTIONS], seeds: [42, 43], lr: 'default', epochs: 3, limitTrain: 1500, limitEval: 500 };
   }
   throw new ModtuneError(`unknown --preset '${name}': expected one of ${PRESET_NAMES.join(', ')}`);
 }
