@@ -13,6 +13,7 @@ import { checkFiniteWeights } from '../onnx/finite.js';
 import { checkNoDanglingInputs, checkOpsets } from '../onnx/checks.js';
 import { checkMaxLength, maxSequenceLength } from '../modules/positions.js';
 import { tokenizerBeside } from '../data/paths.js';
+import { defaultLearningRate } from './default-lr.js';
 import { VERSION } from '../version.js';
 import { upgradeOpset } from '../autodiff/opset.js';
 import { sweepDeadTemps } from '../util/folder-lock.js';
@@ -166,7 +167,8 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     maxGradNorm: opts.maxGradNorm ?? DEFAULT_MAX_GRAD_NORM,
   };
   checkMaxGradNorm(optimizer.maxGradNorm);
-  const lr = opts.lr ?? 2e-5;
+  // The rate follows the selection's size unless one is given (default-lr.ts).
+  const lr = opts.lr ?? defaultLearningRate(selection.trainableCount, structure.totalCount);
   const totalSteps = opts.totalSteps ?? 0;
   const schedule: LrSchedule = {
     kind: opts.lrSchedule ?? 'linear',

@@ -152,12 +152,14 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     try {
       manifest = generateArtifacts({
         model: o.model!, train: spec, out: artifactsDir, task: task.name, format: factory.format,
-        optimizer: o.optimizer ?? DEFAULTS.optimizer, lr: cfgBase.lr, lrSchedule: cfgBase.lrSchedule,
+        optimizer: o.optimizer ?? DEFAULTS.optimizer, lr: o.lr, lrSchedule: cfgBase.lrSchedule,
         warmupSteps: totals.warmupSteps, totalSteps: totals.totalSteps, weightDecay: o.weightDecay ?? DEFAULTS.weightDecay,
         maxGradNorm: o.maxGradNorm ?? DEFAULTS.maxGradNorm,
         dropout: o.dropout, newHead: o.newHead, freezeHead: o.freezeHead, tokenizer: tokenizerFile, maxLength,
         seed: o.seed ?? DEFAULTS.seed, force: true,
       }).manifest;
+      // Without --lr the rate follows the selection's size (artifacts/default-lr.ts).
+      cfgBase.lr = manifest.optimizer.lr;
       checkVocabulary(tokenizer, tokenizerFile, manifest);
     } catch (e) {
       fs.rmSync(runDir, { recursive: true, force: true });

@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--regression', 'regression head (1 output, MSE)')
     .option('--format <f>', 'native | ort | both', 'native')
     .option('--optimizer <name>', 'adamw | sgd', 'adamw')
-    .option('--lr <x>', 'base learning rate', '2e-5')
+    .option('--lr <x>', 'base learning rate (default: 2e-5 for full fine-tuning, 1e-4 for up to 10% of the parameters, 1e-3 for up to 0.5%)')
     .option('--lr-schedule <kind>', 'linear | constant', 'linear')
     .option('--warmup-ratio <r>', 'share of the total steps spent warming up', '0')
     .option('--total-steps <n>', 'steps of the linear schedule (ort format bakes it in)')

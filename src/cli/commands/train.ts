@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'examples per micro-batch (default 32)', int('--batch-size'))
     .option('--grad-accum <n>', 'micro-batches per update (default 1)', int('--grad-accum'))
     .option('--group-by-length', 'batch examples of similar length together (less padding), in a seeded random batch order')
-    .option('--lr <x>', 'peak learning rate (default 2e-5)', num('--lr'))
+    .option('--lr <x>', 'peak learning rate (default: by the selection, 2e-5 for full fine-tuning to 1e-3 for LayerNorms, biases, the classifier)', num('--lr'))
     .option('--lr-schedule <kind>', 'linear (warmup, then decay to 0) or constant (default linear)')
     .option('--warmup-ratio <x>', 'fraction of the updates spent warming up (default 0)', num('--warmup-ratio'))
     .option('--weight-decay <x>', 'AdamW/SGD decoupled weight decay (default 0.01)', num('--weight-decay'))
