@@ -63,9 +63,19 @@ describe('modtune pretrain', () => {
     const classifier = buildBert({ config: folder.config, weights: folder.weights, numLabels: 2 });
     expect(classifier.graph.outputs.map((o) => o.name)).toEqual(['logits']);
 
+    // `build --mlm-head` writes the same masked-LM as an ONNX file; fill-mask agrees on both.
+    const onnx = path.join(root, 'mlm.onnx');
+    const built = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'build', '--config', out, '--mlm-head', '--out', onnx], { cwd: ROOT, encoding: 'utf8' });
+    expect(built.stdout).toMatch(/outputs logits \[batch, sequence, \d+\]/);
+    expect(built.stdout).not.toMatch(/classification head/);
+    const fromOnnx = await FillMask.load({ model: onnx, tokenizer: path.join(out, 'vocab.txt') });
+    const onnxTop = (await fromOnnx.fill('the [MASK] of the city', 3))[0]!;
+    await fromOnnx.release();
+
     const fm = await FillMask.load({ model: out });
     try {
       const [cands] = await fm.fill('the [MASK] of the city', 3);
+      expect(cands!.map((c) => c.token)).toEqual(onnxTop.map((c) => c.token));
       expect(cands).toHaveLength(3);
       expect(cands![0]!.score).toBeGreaterThanOrEqual(cands![1]!.score);
       expect(cands!.reduce((a, c) => a + c.score, 0)).toBeLessThanOrEqual(1 + 1e-6);

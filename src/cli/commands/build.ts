@@ -18,6 +18,7 @@ interface BuildFlags {
   pooler: boolean;
   perturbLayernorm?: boolean;
   externalData?: boolean;
+  mlmHead?: boolean;
   out: string;
 }
 
@@ -34,6 +35,7 @@ export function register(program: Command): void {
     .option('--num-labels <n>', 'add a sequence-classification head with n outputs (default: the checkpoint\'s head, if any)')
     .option('--regression', 'add a regression head (1 output)')
     .option('--no-pooler', 'leave out the pooler (BERT with no head)')
+    .option('--mlm-head', "BertForMaskedLM's prediction head (decoder tied to the word embeddings): logits [batch, sequence, vocab], e.g. for fill-mask")
     .option('--perturb-layernorm', 'add small seeded noise to initialised LayerNorm weights and biases')
     .option('--external-data', 'always write weights to a side file (default: only when over 2 GB)')
     .requiredOption('--out <file>', 'output .onnx file')
@@ -55,6 +57,7 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
   if (weightsFile) weights = loadWeights(weightsFile);
   let numLabels = flags.numLabels !== undefined ? integerFlag('--num-labels', flags.numLabels) : undefined;
   if (numLabels === 0) throw new ModtuneError('build: --num-labels should be at least 1');
+  if (flags.mlmHead && (flags.numLabels !== undefined || flags.regression)) throw new ModtuneError('build: --mlm-head builds a masked-LM; it cannot also have --num-labels or --regression');
   const checkpointLabels = weights ? headLabelsInWeights(weights, config) : undefined;
   if (numLabels === undefined && !flags.regression && checkpointLabels !== undefined) numLabels = checkpointLabels;
 
@@ -65,9 +68,11 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
     init: flags.init,
     seed,
     perturbLayerNorm: flags.perturbLayernorm,
-    pooler: poolerGiven ? flags.pooler : undefined,
-    numLabels: flags.regression ? undefined : numLabels,
+    // BertForMaskedLM has no pooler; a masked-LM checkpoint's cls.* tensors are ignored without --mlm-head.
+    pooler: poolerGiven ? flags.pooler : flags.mlmHead ? false : undefined,
+    numLabels: flags.regression || flags.mlmHead ? undefined : numLabels,
     regression: flags.regression,
+    ...(flags.mlmHead && { mlmHead: 'all' as const }),
   });
   if (weights) checkFiniteWeights(model, weightsFile!);
   const files = saveModel(model, flags.out, { externalData: flags.externalData ? true : 'auto' });
@@ -81,7 +86,7 @@ function runBuild(flags: BuildFlags, poolerGiven: boolean): void {
   process.stdout.write(`${config.modelType}: ${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, ${countParameters(model).toLocaleString('en-US')} parameters; outputs ${outputs}\n`);
   const headLabels = model.graph.outputs.some((o) => o.name === 'logits');
   if (weights) process.stdout.write(`weights: ${weightsFile}\n`);
-  if (weights && headLabels && checkpointLabels === undefined) {
+  if (weights && headLabels && checkpointLabels === undefined && !flags.mlmHead) {
     process.stdout.write(`the checkpoint has no classification head: initialised a new one (seed ${seed})\n`);
   }
   if (tokenizer) process.stdout.write(`tokenizer: ${tokenizer}${configDir ? '' : ' (the uncased BERT vocabulary)'}\n`);
