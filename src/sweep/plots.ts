@@ -23,7 +23,7 @@ export function scoreVsShareSpec(scores: Score[]): TopLevelSpec {
       { mark: { type: 'text', align: 'left', dx: 5, dy: -5, fontSize: 9 }, encoding: {
         x: { field: 'share', type: 'quantitative', scale: { type: 'log' } },
         y: { field: 'score', type: 'quantitative' },
-        text: { field: 'selection' }, color: { field: 'task', type: 'nominal', legend: null },
+        text: { field: 'selection' }, color: { field: 'task', type: 'nominal' },
       } },
     ],
   };
@@ -71,13 +71,16 @@ export function topVsRandomSpec(scores: Score[]): TopLevelSpec {
 export function magnitudeSpec(mags: ModuleMagnitude[]): TopLevelSpec {
   // A log axis has no place for 0 (a freshly initialised bias): those bars are left out.
   const values = mags.filter((m) => m.meanAbs > 0).map((m) => ({ module: m.module, role: m.role, meanAbs: m.meanAbs }));
+  // Bars on a log axis need a floor to start from (0 has no place there): the decade below the smallest.
+  const floor = values.length ? 10 ** Math.floor(Math.log10(Math.min(...values.map((v) => v.meanAbs)))) : 1e-3;
   return {
     $schema: SCHEMA, title: 'Base model: mean |w| per module', width: 420, height: 260, data: { values },
     mark: 'bar',
     encoding: {
       x: { field: 'module', type: 'nominal', sort: null, title: null },
       xOffset: { field: 'role', type: 'nominal' },
-      y: { field: 'meanAbs', type: 'quantitative', scale: { type: 'log' }, title: 'mean |w| (log)' },
+      y: { field: 'meanAbs', type: 'quantitative', scale: { type: 'log', domainMin: floor }, title: 'mean |w| (log)' },
+      y2: { datum: floor },
       color: { field: 'role', type: 'nominal' },
       tooltip: [{ field: 'module' }, { field: 'role' }, { field: 'meanAbs', format: '.4g' }],
     },
@@ -108,10 +111,11 @@ export function runCurvesSpec(records: MetricsRecord[], title: string): TopLevel
   const evalLoss = records.flatMap((r) => (r.type === 'eval' ? [{ step: r.step, loss: r.loss, split: r.split }] : []));
   return {
     $schema: SCHEMA, title,
+    resolve: { scale: { color: 'independent' } },
     vconcat: [
       { width: 480, height: 180, title: 'loss', layer: [
         { data: { values: loss }, mark: { type: 'line', strokeWidth: 1 }, encoding: {
-          x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', scale: { zero: false } }, color: { datum: 'train' },
+          x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', scale: { zero: false } }, color: { datum: 'train', title: 'loss' },
         } },
         { data: { values: evalLoss }, mark: { type: 'line', point: true }, encoding: {
           x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative' }, color: { datum: 'dev' },
