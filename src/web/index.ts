@@ -47,7 +47,7 @@ export async function serveWeb(opts: WebOptions = {}): Promise<WebServer> {
   const address = server.address() as AddressInfo;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${LOOPBACK.has(host) && host === 'localhost' ? 'localhost' : shown}:${address.port}/`,
+    url: `http://${host === 'localhost' ? 'localhost' : shown}:${address.port}/`,
     site,
     page,
     close: () => new Promise<void>((resolve) => {

@@ -11,6 +11,11 @@ export function formatMiB(bytes: number): string {
   return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
+/** A file size for people: KiB below a MiB. */
+export function formatSize(bytes: number): string {
+  return bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : formatMiB(bytes);
+}
+
 /** Why `bytes` of model files cannot be loaded under `limit`, or undefined if they can. */
 export function heapProblem(what: string, bytes: number, limit: number): string | undefined {
   const need = 2 * bytes + WORKING_MEMORY;

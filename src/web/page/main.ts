@@ -4,7 +4,7 @@
  * script only draws and wires them, and exposes the same actions as `window.modtune`.
  */
 import type { SiteManifest } from '../site-manifest.js';
-import { formatMiB, WASM_HEAP_MAX } from './heap.js';
+import { formatMiB, formatSize, WASM_HEAP_MAX } from './heap.js';
 import type { PredictResult, TaskInfo } from './predict-worker.js';
 import { WorkerClient } from './rpc.js';
 import type { TrainResult } from './train-worker.js';
@@ -308,7 +308,7 @@ dropzone($('delta-drop'), $<HTMLInputElement>('delta-files'), (files) => loadDel
 dropzone($('tsv-drop'), $<HTMLInputElement>('tsv-file'), async (files) => {
   const f = files[0]!;
   droppedTsv = { name: f.name, text: await f.text() };
-  $('tsv-label').textContent = `${f.name} (${formatMiB(f.size)}) will be used instead of the server's rows — click to choose another`;
+  $('tsv-label').textContent = `${f.name} (${formatSize(f.size)}) will be used instead of the server's rows — click to choose another`;
 });
 $('train-task').addEventListener('change', () => {
   droppedTsv = undefined;
