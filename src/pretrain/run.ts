@@ -23,6 +23,8 @@ import { learningRate } from '../train/schedule.js';
 import { createProgress, formatDuration, type ProgressStream } from '../util/progress.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
+import { acquireFolderLock, LOCK_FILE, type FolderLock } from '../util/folder-lock.js';
+import { checkOutputFolder, clearFolder, jsonHas, type FolderKind, type GuardInput } from '../util/output-guard.js';
 import { generateMlmArtifacts } from './artifacts.js';
 import { maskBatch, maskingVocabulary, type MaskingOptions, type Vocabulary } from './masking.js';
 import { readModelFolder, writeModelFolder, MODEL_FILES, type PretrainRecord } from './model-folder.js';
@@ -116,6 +118,15 @@ export class PretrainInterrupted extends ModtuneError {
 
 const DEFAULTS = { preset: 'bert-mini', train: 'full', seqLen: 128, batchSize: 32, gradAccum: 1, lr: 5e-4, warmupRatio: 0.06, weightDecay: 0.01, maxGradNorm: 1, maskRate: 0.15, evalEvery: 500, evalSequences: 256, saveEvery: 200, seed: 0 };
 const OPTIONS_FILE = 'options.json';
+
+/** A pre-training output folder, as --force may replace it: training/options.json written by modtune. */
+export const PRETRAIN_FOLDER: FolderKind = {
+  name: 'a pre-training run folder',
+  marker: path.join('training', OPTIONS_FILE),
+  recognise: (text) => jsonHas(text, { version: 'number', corpusKey: 'string', totalSteps: 'number' }),
+  partialProof: LOCK_FILE,
+  partialEntry: (n) => n === LOCK_FILE || n.startsWith(`${LOCK_FILE}.`) || n === 'training',
+};
 const trainingDir = (out: string) => path.join(out, 'training');
 
 /** The uncased BERT vocabulary: the copy shipped with modtune, else the shared one beside the project. */
@@ -147,18 +158,41 @@ function corpusProgress(stream?: ProgressStream): (done: number, total: number, 
 
 /** Run (or resume) a pre-training run; resolves when the budget is spent. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
-  const log = o.log ?? (() => {});
   const out = path.resolve(o.out);
+  const tdir = trainingDir(out);
+  const inputs: GuardInput[] = [
+    ...(o.corpus ?? []).map((c) => ({ path: c, what: 'the corpus' })),
+    ...(o.from ? [{ path: o.from, what: 'the --from model' }] : []),
+    ...(o.tokenizer ? [{ path: o.tokenizer, what: 'the tokenizer' }] : []),
+  ];
+  let lock: FolderLock;
+  if (o.resume) {
+    const file = path.join(tdir, OPTIONS_FILE);
+    if (!fs.existsSync(file)) throw new ModtuneError(`--resume: ${out} holds no pre-training run (no training/${OPTIONS_FILE})`);
+    lock = acquireFolderLock(out, 'pretrain --resume');
+  } else {
+    const state = checkOutputFolder(out, PRETRAIN_FOLDER, { force: o.force, inputs, hint: 'continue it with --resume, or ' });
+    fs.mkdirSync(out, { recursive: true });
+    lock = acquireFolderLock(out, 'pretrain');
+    if (state === 'ours' || state === 'partial') clearFolder(out, [LOCK_FILE]);
+  }
+  try {
+    return await runPretrain(o, out);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The run itself, with the folder locked and cleared as the options say. */
+async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSummary> {
+  const log = o.log ?? (() => {});
   const tdir = trainingDir(out);
   const cacheDir = modtuneCacheDir(o.cacheDir);
   let cfg: ResolvedPretrain;
   let tokenizer: BertTokenizer;
   let shard: TokenShard;
-
   if (o.resume) {
-    const file = path.join(tdir, OPTIONS_FILE);
-    if (!fs.existsSync(file)) throw new ModtuneError(`--resume: ${out} holds no pre-training run (no training/${OPTIONS_FILE})`);
-    cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as ResolvedPretrain;
+    cfg = JSON.parse(fs.readFileSync(path.join(tdir, OPTIONS_FILE), 'utf8')) as ResolvedPretrain;
     checkResumeOptions(cfg, o);
     tokenizer = loadTokenizer(cfg.tokenizer);
     shard = await loadOrBuildShard({ corpus: o.corpus?.length ? o.corpus : cfg.corpus, tokenizer, cacheDir, log });
@@ -166,19 +200,12 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
       throw new ModtuneError(`--resume: the corpus is not the one this run was trained on (its files' contents differ: cache key ${shard.meta.key.slice(0, 12)}, the run used ${cfg.corpusKey.slice(0, 12)})`);
     }
   } else {
-    if (fs.existsSync(out) && fs.readdirSync(out).length > 0) {
-      const ours = fs.existsSync(path.join(tdir, OPTIONS_FILE));
-      if (!ours) throw new ModtuneError(`--out ${o.out} exists and is not a pre-training run folder; choose an empty or new folder`);
-      if (!o.force) throw new ModtuneError(`--out ${o.out} holds a pre-training run; continue it with --resume, or pass --force to start it over`);
-    }
     const tokFile = o.tokenizer ?? (o.from ? readModelFolder(o.from).tokenizer : null) ?? defaultVocabulary();
     tokenizer = loadTokenizer(tokFile);
     shard = await loadOrBuildShard({ corpus: o.corpus ?? [], tokenizer, cacheDir, log, onProgress: corpusProgress(o.progress) });
     cfg = resolveOptions(o, tokFile, shard);
-    if (fs.existsSync(out)) fs.rmSync(tdir, { recursive: true, force: true });
     fs.mkdirSync(tdir, { recursive: true });
     fs.writeFileSync(path.join(tdir, OPTIONS_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
-    fs.rmSync(path.join(tdir, 'metrics.jsonl'), { force: true });
   }
 
   const { config, weights: startWeights } = modelSource(cfg, tokenizer);

@@ -120,12 +120,23 @@ describe('modtune pretrain', () => {
     await pretrain(quick(out, { steps: 5, evalEvery: 5, saveEvery: 5 }));
     const other = writeCorpus(path.join(root, 'data2'), wikiLines(800, 'wiki_001'), 'other.txt');
     await expect(pretrain({ out, resume: true, corpus: [other.corpus], cacheDir: cache })).rejects.toThrow(/--resume: the corpus is not the one this run was trained on/);
+    // Another live process holds the folder: a second writer is refused, with or without --force.
+    const writer = spawn(process.execPath, ['--import', 'tsx', '-e', `import { acquireFolderLock } from ${JSON.stringify(path.join(ROOT, 'src/util/folder-lock.ts'))}; acquireFolderLock(${JSON.stringify(out)}, 'pretrain'); console.log('locked'); setTimeout(() => {}, 60000);`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => writer.stdout!.on('data', () => resolve()));
+    try {
+      await expect(pretrain({ out, resume: true, cacheDir: cache })).rejects.toThrow(/is in use by .*one writer per folder/);
+      await expect(pretrain(quick(out, { force: true }))).rejects.toThrow(/is in use by/);
+    } finally {
+      writer.kill('SIGKILL');
+      await new Promise((r) => writer.on('exit', r));
+    }
     await expect(pretrain({ out, resume: true, lr: 1e-4, cacheDir: cache })).rejects.toThrow(/--resume: this run was started with lr 0.002, not 0.0001/);
-    await expect(pretrain(quick(out))).rejects.toThrow(/holds a pre-training run; continue it with --resume, or pass --force/);
+    await expect(pretrain(quick(out))).rejects.toThrow(/holds a pre-training run folder; continue it with --resume, or pass --force to replace it/);
     const userFolder = path.join(root, 'mine');
     fs.mkdirSync(userFolder);
     fs.writeFileSync(path.join(userFolder, 'notes.txt'), 'mine');
-    await expect(pretrain(quick(userFolder, { force: true }))).rejects.toThrow(/is not a pre-training run folder/);
+    await expect(pretrain(quick(userFolder, { force: true }))).rejects.toThrow(/is not empty and is not a pre-training run folder/);
+    await expect(pretrain(quick(path.join(root, 'data'), { force: true }))).rejects.toThrow(/the corpus|the tokenizer/);
     expect(fs.readFileSync(path.join(userFolder, 'notes.txt'), 'utf8')).toBe('mine');
   });
 });
