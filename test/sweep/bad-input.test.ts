@@ -60,7 +60,7 @@ describe('modtune sweep: bad input', () => {
     expect(changed[0]).toMatch(/no longer apply and are removed/);
     expect(fs.existsSync(path.join(out, 'runs/MRPC-layernorm-s42-lr1e-2'))).toBe(false);
     expect([...readResults(out).keys()]).toEqual(['MRPC-bias-s42-lr1e-2']);
-  });
+  }, 300_000);
 
   it('refuses a folder that is not a sweep, and --resume where there is none', async () => {
     const mine = tmpDir();

@@ -212,5 +212,5 @@ describe('modtune sweep: failures and interruptions', () => {
       const delta = (dir: string) => readSafetensors(path.join(dir, 'runs', id, 'delta/delta.safetensors')).tensors;
       for (const [name, t] of delta(whole)) expect(Buffer.from(delta(killed).get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), `${id} ${name}`).toBe(true);
     }
-  });
+  }, 300_000);
 });
