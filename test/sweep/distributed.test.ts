@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
@@ -162,5 +163,43 @@ describe('modtune sweep --queue: BullMQ workers through a real Redis', () => {
     await queue.close();
     controller.abort();
     await worker;
+  });
+
+  it('a worker fetches the base model and tokenizer over http, uses them only when their sha256 matches the job\'s', async () => {
+    const other = writeTinyModel(path.join(tmpDir(), 'other'), { seed: 9 });
+    let served = model;
+    const server = http.createServer((req, res) => {
+      const file = req.url === '/model.onnx' ? served : req.url === '/vocab.txt' ? path.join(path.dirname(model), 'vocab.txt') : undefined;
+      if (!file) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      fs.createReadStream(file).pipe(res);
+    });
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as import('node:net').AddressInfo).port)));
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      const q = queueName();
+      const workDir = tmpDir();
+      const controller = new AbortController();
+      const worker = runWorker({ queue: redis.url, queueName: q, data: GLUE, threads: 1, workDir, name: 'fetcher', cacheDir: false, signal: controller.signal });
+      const urls = { modelUrl: `${base}/model.onnx`, tokenizerUrl: `${base}/vocab.txt`, queue: redis.url, queueName: q };
+      const ok = path.join(tmpDir(), 'fetched');
+      expect(await sweep({ ...grid, model, tasks: ['mrpc'], train: ['bias'], ...urls, out: ok })).toMatchObject({ done: 1, failed: 0 });
+      expect(fs.readdirSync(path.join(workDir, 'files')).sort()).toEqual([`${sha256File(model).slice(0, 16)}-model.onnx`, `${sha256File(path.join(path.dirname(model), 'vocab.txt')).slice(0, 16)}-vocab.txt`].sort());
+
+      // The URL now serves other bytes: the worker refuses them (a fresh worker folder, nothing cached).
+      served = other;
+      controller.abort();
+      await worker;
+      const controller2 = new AbortController();
+      const worker2 = runWorker({ queue: redis.url, queueName: q, data: GLUE, threads: 1, workDir: tmpDir(), name: 'fetcher2', cacheDir: false, signal: controller2.signal });
+      const bad = path.join(tmpDir(), 'tampered');
+      expect(await sweep({ ...grid, model, tasks: ['rte'], train: ['bias'], ...urls, out: bad })).toMatchObject({ done: 0, failed: 1 });
+      expect(readResults(bad).get('RTE-bias-s42-lr1e-2')!.error).toBe(
+        `worker fetcher2 refuses cell RTE-bias-s42-lr1e-2: base model: ${base}/model.onnx has sha256 ${sha256File(other).slice(0, 12)}…, the job wants ${sha256File(model).slice(0, 12)}…; refusing it`);
+      controller2.abort();
+      await worker2;
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
