@@ -64,6 +64,9 @@ function torchBert(): Model {
   const g = m.graph;
   const off = g.addInitializer(makeTensor('dropout_off', DataType.BOOL, [], [0]));
   for (const n of g.nodes) if (n.opType === 'Dropout') n.inputs[2] = off;
+  // The training-mode constants are read by nobody now; left in, ONNX Runtime warns about each.
+  g.invalidate();
+  g.removeDeadNodes();
   upgradeOpset(m, 17);
   return m;
 }
