@@ -166,18 +166,27 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainSummary> {
     ...(o.tokenizer ? [{ path: o.tokenizer, what: 'the tokenizer' }] : []),
   ];
   let lock: FolderLock;
+  let created = false;
   if (o.resume) {
     const file = path.join(tdir, OPTIONS_FILE);
     if (!fs.existsSync(file)) throw new ModtuneError(`--resume: ${out} holds no pre-training run (no training/${OPTIONS_FILE})`);
     lock = acquireFolderLock(out, 'pretrain --resume');
   } else {
     const state = checkOutputFolder(out, PRETRAIN_FOLDER, { force: o.force, inputs, hint: 'continue it with --resume, or ' });
+    created = state === 'absent';
     fs.mkdirSync(out, { recursive: true });
     lock = acquireFolderLock(out, 'pretrain');
     if (state === 'ours' || state === 'partial') clearFolder(out, [LOCK_FILE]);
   }
   try {
     return await runPretrain(o, out);
+  } catch (e) {
+    // A fresh run that failed before it started (bad corpus, bad options) leaves nothing behind.
+    if (!o.resume && !fs.existsSync(path.join(tdir, OPTIONS_FILE))) {
+      lock.release();
+      if (created) fs.rmSync(out, { recursive: true, force: true });
+    }
+    throw e;
   } finally {
     lock.release();
   }
