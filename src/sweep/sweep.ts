@@ -16,7 +16,7 @@ import type { CellJob } from './cell.js';
 import {
   cellLogFile, cellRunDir, clearSweepOutputs, gridDifferences, readSweepManifest, sweepFiles, writeSweepManifest, type SweepManifest,
 } from './folder.js';
-import { completeGrid, expandCells, hashJson, readGridFile, settingsOf, type SweepGrid } from './grid.js';
+import { completeGrid, expandCells, hashJson, readGridFile, settingsOf, SHARED_OPTIONS, type SweepGrid } from './grid.js';
 import { autoRates, defaultRate } from './lr.js';
 import { weightMagnitudes, type ModuleMagnitude } from './magnitude.js';
 import { runPool, threadsPerWorker } from './pool.js';
@@ -75,7 +75,7 @@ interface Prepared {
   tokenizer: string | null;
 }
 
-const GRID_FLAG_KEYS: Array<keyof SweepGrid> = ['model', 'tokenizer', 'tasks', 'train', 'seeds', 'lr', 'epochs', 'maxSteps', 'batchSize', 'gradAccum', 'lrSchedule', 'warmupRatio', 'weightDecay', 'optimizer', 'dropout', 'maxLength', 'evalEvery', 'earlyStop', 'limitTrain', 'limitEval', 'backend', 'newHead', 'freezeHead'];
+const GRID_FLAG_KEYS: Array<keyof SweepGrid> = ['model', 'tokenizer', 'tasks', 'train', 'seeds', 'lr', ...SHARED_OPTIONS];
 
 /** The grid from its sources: a resumed folder's own, else preset < grid.json < flags. */
 function resolveGrid(o: SweepOptions, existing: SweepManifest | null, numLayersOf: (model: string) => number): SweepGrid {

@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { ModtuneError } from '../../errors.js';
 import { parseLr, parseSeeds, parseSelections, splitList } from '../../sweep/grid.js';
 import { sweep, sweepStatus, type SweepOptions } from '../../sweep/index.js';
+import { maxGradNormFlag } from '../parse.js';
 import { int, num } from './train.js';
 
 interface SweepFlags {
   model?: string; grid?: string; preset?: string; tasks?: string; train?: string; seeds?: string; lr?: string;
-  epochs?: number; maxSteps?: number; batchSize?: number; gradAccum?: number; lrSchedule?: 'linear' | 'constant'; warmupRatio?: number;
+  epochs?: number; maxSteps?: number; batchSize?: number; gradAccum?: number; groupByLength?: boolean; maxGradNorm?: number; lrSchedule?: 'linear' | 'constant'; warmupRatio?: number;
   weightDecay?: number; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; evalEvery?: number; earlyStop?: number;
   limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; newHead?: boolean; freezeHead?: boolean; tokenizer?: string;
   data?: string; out?: string; workers?: number; threads?: number; resume?: boolean; force?: boolean;
@@ -29,9 +30,11 @@ export function register(program: Command): void {
     .option('--max-steps <n>', 'optimizer updates per cell (overrides --epochs)', int('--max-steps'))
     .option('--batch-size <n>', 'examples per micro-batch (default 32)', int('--batch-size'))
     .option('--grad-accum <n>', 'micro-batches per update (default 1)', int('--grad-accum'))
+    .option('--group-by-length', 'batch examples of similar length together (less padding)')
     .option('--lr-schedule <kind>', 'linear or constant (default linear)')
     .option('--warmup-ratio <x>', 'fraction of the updates spent warming up (default 0)', num('--warmup-ratio'))
     .option('--weight-decay <x>', 'decoupled weight decay (default 0.01)', num('--weight-decay'))
+    .option('--max-grad-norm <x>', 'clip the global gradient norm to x (default 1.0; 0 or none: no clipping)', maxGradNormFlag)
     .option('--optimizer <name>', 'adamw or sgd (default adamw)')
     .option('--dropout <p>', "dropout everywhere (default: the model's config)", num('--dropout'))
     .option('--max-length <n>', 'tokens per example (default 128)', int('--max-length'))
