@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatDuration } from '../../util/progress.js';
 import { pretrain, PretrainInterrupted, type PretrainOptions } from '../../pretrain/run.js';
 import { int, num } from './train.js';
+import { runStoppable } from '../stoppable.js';
 import { ModtuneError } from '../../errors.js';
 import { modtuneCacheDir } from '../../data/paths.js';
 import { evaluateModelFolder } from '../../pretrain/evaluate.js';
@@ -60,36 +61,11 @@ export function register(program: Command): void {
 }
 
 async function runPretrain(options: PretrainOptions): Promise<void> {
-  const err = process.stderr;
-  const controller = new AbortController();
-  let received: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (received) {
-      err.write(`\nmodtune: ${sig} again: stopping without a new checkpoint (the last one is intact)\n`);
-      process.exit(sig === 'SIGTERM' ? 143 : 130);
-    }
-    received = sig;
-    err.write(`\nmodtune: ${sig}: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const log = (line: string) => err.write(`${err.isTTY ? '\r\x1b[K' : ''}${line}\n`);
-  try {
-    const s = await pretrain({ ...options, signal: controller.signal, log, progress: err });
+  await runStoppable(async ({ signal, log }) => {
+    const s = await pretrain({ ...options, signal, log, progress: process.stderr });
     const h = s.heldOut;
     process.stdout.write(`\n${s.steps} steps, ${s.tokens.toLocaleString('en-US')} tokens in ${formatDuration(s.wallSeconds)} (${Math.round(s.tokensPerSec).toLocaleString('en-US')} tokens/s)\n` +
       (h ? `held-out MLM loss ${h.loss.toFixed(4)}, masked-token accuracy ${(100 * h.accuracy).toFixed(2)}% (${h.sequences} sequences)\n` : '') +
       `model folder: ${s.out}\n`);
-  } catch (e) {
-    if (e instanceof PretrainInterrupted) {
-      err.write(`modtune: ${e.message}\n`);
-      process.exitCode = received === 'SIGTERM' ? 143 : 130;
-      return;
-    }
-    throw e;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  }, (e): e is PretrainInterrupted => e instanceof PretrainInterrupted);
 }

@@ -4,6 +4,7 @@ import { formatDuration } from '../../util/progress.js';
 import { train, TrainInterrupted, type TrainOptions } from '../../train/index.js';
 import { metricsTable } from '../../train/report.js';
 import { maxGradNormFlag } from '../parse.js';
+import { runStoppable } from '../stoppable.js';
 import { defaultModel } from '../../bert/default-model.js';
 
 interface TrainFlags {
@@ -77,24 +78,8 @@ export function register(program: Command): void {
 }
 
 async function runTrain(options: TrainOptions): Promise<void> {
-  const err = process.stderr;
-  const controller = new AbortController();
-  let received: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (received) {
-      err.write(`\nmodtune: ${sig} again: stopping without a new checkpoint (the last one is intact)\n`);
-      process.exit(sig === 'SIGTERM' ? 143 : 130);
-    }
-    received = sig;
-    err.write(`\nmodtune: ${sig}: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  // On a terminal the progress bar owns the current line: clear it before a message.
-  const log = (line: string) => err.write(`${err.isTTY ? '\r\x1b[K' : ''}${line}\n`);
-  try {
-    const s = await train({ ...options, signal: controller.signal, log, progress: err });
+  await runStoppable(async ({ signal, log }) => {
+    const s = await train({ ...options, signal, log, progress: process.stderr });
     const out = process.stdout;
     out.write(`\n${s.task} · ${s.selection} · ${s.trainableCount.toLocaleString('en-US')} of ${s.totalCount.toLocaleString('en-US')} parameters trained\n`);
     out.write(`${s.steps} steps (${s.epochs.toFixed(2)} epochs) in ${formatDuration(s.wallSeconds)}, ${s.examplesPerSec.toFixed(1)} examples/s${s.status === 'early-stopped' ? ', stopped early' : ''}\n\n`);
@@ -102,15 +87,5 @@ async function runTrain(options: TrainOptions): Promise<void> {
       { label: `best (step ${s.bestStep ?? '-'})`, metrics: s.bestMetrics },
       { label: `final (step ${s.steps})`, metrics: s.finalMetrics },
     ])}\n\nrun folder: ${s.runDir}\n`);
-  } catch (e) {
-    if (e instanceof TrainInterrupted) {
-      err.write(`modtune: ${e.message}\n`);
-      process.exitCode = received === 'SIGTERM' ? 143 : 130;
-      return;
-    }
-    throw e;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  }, (e): e is TrainInterrupted => e instanceof TrainInterrupted);
 }
