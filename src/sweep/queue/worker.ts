@@ -93,14 +93,22 @@ export async function runWorker(o: WorkerOptions): Promise<{ processed: number; 
     }
     const files: Record<string, string> = {};
     const omitted: Record<string, string> = {};
+    // A run whose delta is too large to send is kept on this worker, out of the folders it clears.
+    const kept = path.join(workDir, 'kept', String(job.id));
     for (const rel of RETURNED_FILES) {
       const f = path.join(runDir, rel);
       if (!fs.existsSync(f)) continue;
       const size = fs.statSync(f).size;
-      if (size > MAX_TRANSFER_BYTES) omitted[rel] = `${size} bytes, above the ${MAX_TRANSFER_BYTES} bytes sent through the queue; it stays on worker ${name} in ${runDir}`;
+      if (size > MAX_TRANSFER_BYTES) omitted[rel] = `${size} bytes, above the ${MAX_TRANSFER_BYTES} bytes sent through the queue; it stays on worker ${name} in ${path.join(kept, rel)}`;
       else files[rel] = fs.readFileSync(f).toString('base64');
     }
-    if (!Object.keys(omitted).length) fs.rmSync(runDir, { recursive: true, force: true });
+    if (Object.keys(omitted).length) {
+      fs.rmSync(kept, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(kept), { recursive: true });
+      fs.renameSync(runDir, kept);
+    } else {
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
     return { result, files, omitted };
   };
 
@@ -124,6 +132,8 @@ export async function runWorker(o: WorkerOptions): Promise<{ processed: number; 
   log('stopping: finishing the current cell');
   await worker.close();
   await running;
+  // Its cells are finished or back on the queue: nothing in its run folder is needed any more.
+  fs.rmSync(path.join(workDir, 'runs', String(process.pid)), { recursive: true, force: true });
   return { processed, failed };
 }
 
