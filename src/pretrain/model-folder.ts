@@ -19,7 +19,11 @@ export interface PretrainRecord {
   /** False while the run is still going (a checkpoint's snapshot) or was stopped early. */
   complete: boolean;
   corpus: { files: Array<{ path: string; sha256: string; tokens: number }>; trainTokens: number; heldOutTokens: number };
+  /** Tokens seen by this run. */
   tokens: number;
+  /** Tokens the --from model had seen before (its own pretrain.json), and the two together. */
+  tokensBefore: number;
+  tokensTotal: number;
   steps: number;
   totalSteps: number;
   wallSeconds: number;
@@ -49,6 +53,16 @@ export interface ModelFolder {
   weights: WeightMap;
   /** vocab.txt or tokenizer.json in the folder, if any. */
   tokenizer: string | null;
+}
+
+/** Tokens a model folder's pre-training has seen in all (0 when it has no pretrain.json). */
+export function tokensSeen(dir: string): number {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(dir, MODEL_FILES.record), 'utf8')) as Partial<PretrainRecord>;
+    return typeof r.tokensTotal === 'number' ? r.tokensTotal : typeof r.tokens === 'number' ? r.tokens : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Read a Hugging Face model folder (config.json + model.safetensors or its sharded index). */

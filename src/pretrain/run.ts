@@ -27,7 +27,7 @@ import { acquireFolderLock, LOCK_FILE, type FolderLock } from '../util/folder-lo
 import { checkOutputFolder, clearFolder, jsonHas, type FolderKind, type GuardInput } from '../util/output-guard.js';
 import { generateMlmArtifacts } from './artifacts.js';
 import { maskBatch, maskingVocabulary, type MaskingOptions, type Vocabulary } from './masking.js';
-import { readModelFolder, writeModelFolder, MODEL_FILES, type PretrainRecord } from './model-folder.js';
+import { readModelFolder, tokensSeen, writeModelFolder, MODEL_FILES, type PretrainRecord } from './model-folder.js';
 import { loadOrBuildShard, type TokenShard } from './shard.js';
 import { writePretrainCurves } from './plot.js';
 import { heldOutBatches, scoreMasked } from './evaluate.js';
@@ -218,6 +218,7 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
   }
 
   const { config, weights: startWeights } = modelSource(cfg, tokenizer);
+  const tokensBefore = cfg.from ? tokensSeen(cfg.from) : 0;
   const vocab = maskingVocabulary(tokenizer);
   const masking: MaskingOptions = { rate: cfg.maskRate, wholeWord: cfg.wholeWord };
   const content = cfg.seqLen - 2;
@@ -263,7 +264,7 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
       record: {
         format: 'modtune-pretrain', modtuneVersion: VERSION, complete,
         corpus: { files: shard.meta.files.map((f) => ({ path: path.basename(f.path), sha256: f.sha256, tokens: f.tokens })), trainTokens: shard.meta.tokens.train, heldOutTokens: shard.meta.tokens.heldOut },
-        tokens: step * tokensPerStep, steps: step, totalSteps: cfg.totalSteps, wallSeconds: Math.round(elapsedNow()), trainSeconds: Math.round(trainSec),
+        tokens: step * tokensPerStep, tokensBefore, tokensTotal: tokensBefore + step * tokensPerStep, steps: step, totalSteps: cfg.totalSteps, wallSeconds: Math.round(elapsedNow()), trainSeconds: Math.round(trainSec),
         heldOut: lastEval, options: { ...cfg, corpus: cfg.corpus.map((c) => path.basename(c)), tokenizer: path.basename(cfg.tokenizer) },
       },
     });
