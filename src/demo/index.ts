@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { defaultModel, randomControlModel, type PackagedModel } from '../bert/default-model.js';
 import { resolveGlueDir } from '../data/paths.js';
 import { readGlueSplit } from '../data/glue-reader.js';
+import { pullGlueTask } from '../data/glue-download.js';
 import { ModtuneError } from '../errors.js';
 import { train, type TrainOptions } from '../train/index.js';
 import type { TrainSummary } from '../train/run-folder.js';
@@ -52,6 +53,19 @@ export function demoTokenizer(model: string, given?: string): string {
   throw new ModtuneError(`no tokenizer beside ${model}: pass --tokenizer (a tokenizer.json or vocab.txt)`);
 }
 
+/**
+ * Where SST-2 is: the usual places (see resolveGlueDir), else downloaded into the cache with
+ * `data pull`'s code, so the demo needs nothing beside the package but a network once.
+ */
+async function sst2Folder(opts: DemoOptions): Promise<string> {
+  try {
+    return resolveGlueDir('sst2', { cache: opts.cacheDir });
+  } catch {
+    opts.log?.('demo: SST-2 is not here yet; downloading it (modtune data pull SST-2)');
+    return (await pullGlueTask('sst2', { cacheDir: opts.cacheDir })).root;
+  }
+}
+
 /** The share of the most frequent label of a task's dev split. */
 export function majorityBaseline(data?: string): number {
   const dev = readGlueSplit('sst2', 'dev', resolveGlueDir('sst2', { data }));
@@ -67,6 +81,7 @@ export function majorityBaseline(data?: string): number {
  * cannot: the gap is the point of modtune.
  */
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
+  const data = opts.data ?? (await sst2Folder(opts));
   const main: PackagedModel = opts.model
     ? { name: opts.model, onnx: opts.model, tokenizer: demoTokenizer(opts.model, opts.tokenizer), random: false }
     : defaultModel(opts.cacheDir);
@@ -85,7 +100,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       train: spec,
       task: 'sst2',
       tokenizer: opts.tokenizer ?? m.tokenizer,
-      data: opts.data,
+      data,
       // LayerNorm tuning wants a larger learning rate than full fine-tuning (few, well-conditioned parameters).
       lr: opts.lr ?? 1e-3,
       epochs: opts.epochs ?? 1,
@@ -104,5 +119,5 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     });
     runs.push({ label, model: m.onnx, random: m.random, summary });
   }
-  return { runs, tokenizer: opts.tokenizer ?? main.tokenizer, majority: majorityBaseline(opts.data) };
+  return { runs, tokenizer: opts.tokenizer ?? main.tokenizer, majority: majorityBaseline(data) };
 }
