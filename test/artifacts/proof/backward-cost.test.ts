@@ -41,6 +41,11 @@ function gradientSources(b: Built): Map<string, Node> {
   const out = new Map<string, Node>();
   for (const io of b.m.native!.gradient.outputs.filter((o) => o.role === 'grad_accumulator_updated')) {
     const add = b.gradient.producer(io.name)!;
+    // An embedding table's gradient rows are scattered (reduction add) straight into its accumulator.
+    if (add.opType === 'ScatterND' && add.inputs[0] === `${io.parameter}.grad_accumulator` && add.attrs.reduction?.value === 'add') {
+      out.set(io.parameter!, add);
+      continue;
+    }
     expect(add.opType).toBe('Add');
     let n = b.gradient.producer(add.inputs.find((i) => i !== `${io.parameter}.grad_accumulator`)!)!;
     while (n && LAYOUT.has(n.opType)) n = b.gradient.producer(n.inputs[0]!)!;
