@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultModel, randomControlModel, type PackagedModel } from '../bert/default-model.js';
-import { resolveGlueDir } from '../data/paths.js';
+import { resolveGlueDir, tokenizerBeside } from '../data/paths.js';
 import { readGlueSplit } from '../data/glue-reader.js';
 import { pullGlueTask } from '../data/glue-download.js';
 import { ModtuneError } from '../errors.js';
@@ -43,14 +42,11 @@ export interface DemoResult {
   majority: number;
 }
 
-/** A user model's tokenizer: given, or beside the model. */
+/** A user model's tokenizer: given, or beside the model (found as `train` finds it). */
 export function demoTokenizer(model: string, given?: string): string {
-  if (given) return given;
-  for (const f of ['tokenizer.json', 'vocab.txt']) {
-    const p = path.join(path.dirname(path.resolve(model)), f);
-    if (fs.existsSync(p)) return p;
-  }
-  throw new ModtuneError(`no tokenizer beside ${model}: pass --tokenizer (a tokenizer.json or vocab.txt)`);
+  const found = given ?? tokenizerBeside(model);
+  if (!found) throw new ModtuneError(`no tokenizer beside ${model}: pass --tokenizer (a tokenizer.json or vocab.txt)`);
+  return found;
 }
 
 /**
