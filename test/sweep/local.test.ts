@@ -183,7 +183,9 @@ describe('modtune sweep: failures and interruptions', () => {
 
   it('a sweep killed with SIGKILL continues where it stopped: finished cells stay, the cut cell resumes, results as without the kill', async () => {
     const root = tmpDir();
-    const args = (out: string) => ['sweep', '--model', model, '--tasks', 'rte,mrpc', '--train', 'layernorm', '--lr', '1e-2', '--epochs', '2', '--limit-train', '96',
+    // Six epochs: after the MRPC cell's first checkpoint (step 12) most of it is still to run, so the
+    // kill lands inside the cell even on a fast machine (with two, the cell could end first).
+    const args = (out: string) => ['sweep', '--model', model, '--tasks', 'rte,mrpc', '--train', 'layernorm', '--lr', '1e-2', '--epochs', '6', '--limit-train', '96',
       '--limit-eval', '16', '--batch-size', '8', '--dropout', '0', '--data', GLUE, '--workers', '1', '--out', out];
     const killed = path.join(root, 'killed');
     const victim = spawnCli(args(killed));
@@ -204,7 +206,7 @@ describe('modtune sweep: failures and interruptions', () => {
     expect(resumed.stdout).toContain(`${killed}: 2 cells, 2 done, 0 failed, 0 not finished`);
     expect(fs.readFileSync(results, 'utf8').startsWith(firstLine)).toBe(true);
     expect(fs.statSync(path.join(killed, 'runs/RTE-layernorm-s42-lr1e-2/summary.json')).mtimeMs).toBe(rteMtime);
-    expect(fs.readFileSync(path.join(killed, 'logs/MRPC-layernorm-s42-lr1e-2.log'), 'utf8')).toMatch(/resuming .* from step \d+ of 24/);
+    expect(fs.readFileSync(path.join(killed, 'logs/MRPC-layernorm-s42-lr1e-2.log'), 'utf8')).toMatch(/resuming .* from step \d+ of 72/);
     for (const id of ['RTE-layernorm-s42-lr1e-2', 'MRPC-layernorm-s42-lr1e-2']) {
       const a = readResults(killed).get(id)!;
       const b = readResults(whole).get(id)!;
