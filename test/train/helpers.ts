@@ -5,6 +5,9 @@ import { buildBert, parseHfConfig, readSafetensors } from '../../src/bert/index.
 import { saveModel } from '../../src/onnx/io.js';
 import { generateArtifacts, type ArtifactOptions } from '../../src/artifacts/generate.js';
 import { ROOT, tmpDir, VOCAB } from '../helpers/paths.js';
+import { expect } from 'vitest';
+import { ModtuneError } from '../../src/errors.js';
+import { train, type TrainOptions } from '../../src/train/index.js';
 
 /** The CLI with train/eval registered (see cli-entry.ts). */
 export const ENTRY = path.join(ROOT, 'test/train/cli-entry.ts');
@@ -101,4 +104,15 @@ export function snapshot(dir: string): Record<string, string> {
     if (fs.statSync(p).isFile()) out[f] = fs.readFileSync(p).toString('base64');
   }
   return out;
+}
+
+/** The one-line message of a `train` that must fail with a ModtuneError. */
+export async function trainFails(o: TrainOptions): Promise<string> {
+  try {
+    await train(o);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ModtuneError);
+    return (e as Error).message;
+  }
+  throw new Error('train succeeded');
 }

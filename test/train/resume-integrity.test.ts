@@ -10,19 +10,10 @@ import { writeSafetensors } from '../../src/bert/safetensors.js';
 import { ModtuneError } from '../../src/errors.js';
 import { listCheckpoints, readConfig, readSummary, train, TrainInterrupted, type TrainOptions } from '../../src/train/index.js';
 import { GLUE, tmpDir } from '../helpers/paths.js';
-import { paramsOf, tinyArtifacts } from './helpers.js';
+import { paramsOf, tinyArtifacts, trainFails as fails } from './helpers.js';
 
 const quiet = { cacheDir: false as const, data: GLUE, threads: 1 };
 
-async function fails(o: TrainOptions): Promise<string> {
-  try {
-    await train(o);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ModtuneError);
-    return (e as Error).message;
-  }
-  throw new Error('train succeeded');
-}
 
 /** A GLUE folder whose SST-2 training set has as many examples, one of them reworded. */
 function rewordedGlue(): string {

@@ -15,20 +15,11 @@ import { latestCheckpointStep, pruneCheckpoints } from '../../src/train/checkpoi
 import { reconcileBest } from '../../src/train/run-folder.js';
 import { acquireFolderLock, LOCK_FILE, sweepDeadTemps } from '../../src/util/folder-lock.js';
 import { GLUE, ROOT, tmpDir } from '../helpers/paths.js';
-import { runCli, snapshot, spawnCli, tinyArtifacts, waitFor, writeTinyModel } from './helpers.js';
+import { runCli, snapshot, spawnCli, tinyArtifacts, trainFails as fails, waitFor, writeTinyModel } from './helpers.js';
 
 const quiet = { cacheDir: false as const, data: GLUE, threads: 1 };
 const short = { limitTrain: 8, limitEval: 8, batchSize: 8, maxSteps: 1 };
 
-async function fails(o: TrainOptions): Promise<string> {
-  try {
-    await train(o);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ModtuneError);
-    return (e as Error).message;
-  }
-  throw new Error('train succeeded');
-}
 
 /** The PID of a process that has exited. */
 function deadPid(): number {

@@ -12,6 +12,7 @@ import { readDeltaFiles, type DroppedFile, type LoadedDelta } from './deltas.js'
 import { heapProblem } from './heap.js';
 import { loadOrt, requestThreads, threadCount, WASM_OOM, type Ort, type OrtInferenceSession, type OrtTensor } from './ort.js';
 import { messageOf, serveCalls } from './rpc.js';
+import { packRows } from './pack.js';
 
 interface Task {
   name: string;
@@ -131,18 +132,7 @@ function encode(task: Task, text: string, textPair?: string): { ids: number[]; t
 }
 
 async function run(task: Task, rows: { ids: number[]; types: number[] }[]): Promise<number[][]> {
-  const n = rows.length;
-  const seq = Math.max(...rows.map((r) => r.ids.length));
-  const ids = new BigInt64Array(n * seq);
-  const mask = new BigInt64Array(n * seq);
-  const types = new BigInt64Array(n * seq);
-  rows.forEach((r, i) => {
-    for (let j = 0; j < r.ids.length; j++) {
-      ids[i * seq + j] = BigInt(r.ids[j]!);
-      mask[i * seq + j] = 1n;
-      types[i * seq + j] = BigInt(r.types[j]!);
-    }
-  });
+  const { rows: n, seq, ids, mask, types } = packRows(rows);
   const feeds: Record<string, OrtTensor> = { ...task.feeds };
   const given: Record<string, BigInt64Array> = { input_ids: ids, attention_mask: mask, token_type_ids: types };
   for (const name of session.inputNames) if (given[name]) feeds[name] = new ort.Tensor('int64', given[name], [n, seq]);

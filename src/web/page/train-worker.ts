@@ -17,6 +17,7 @@ import { buildDelta } from './delta-writer.js';
 import { heapProblem } from './heap.js';
 import { createTrainingSession, loadOrt, requestThreads, WASM_OOM, type Ort, type OrtTensor, type OrtTrainingSession } from './ort.js';
 import { messageOf, serveCalls } from './rpc.js';
+import { packRows } from './pack.js';
 
 interface Encoded {
   ids: number[];
@@ -106,18 +107,7 @@ class Trainer {
   ) {}
 
   private feeds(names: readonly string[], rows: Encoded[]): Record<string, OrtTensor> {
-    const n = rows.length;
-    const seq = Math.max(...rows.map((r) => r.ids.length));
-    const ids = new BigInt64Array(n * seq);
-    const mask = new BigInt64Array(n * seq);
-    const types = new BigInt64Array(n * seq);
-    rows.forEach((r, i) => {
-      for (let j = 0; j < r.ids.length; j++) {
-        ids[i * seq + j] = BigInt(r.ids[j]!);
-        mask[i * seq + j] = 1n;
-        types[i * seq + j] = BigInt(r.types[j]!);
-      }
-    });
+    const { rows: n, seq, ids, mask, types } = packRows(rows);
     const labels = this.regression ? new this.ort.Tensor('float32', Float32Array.from(rows, (r) => r.label), [n]) : new this.ort.Tensor('int64', BigInt64Array.from(rows, (r) => BigInt(r.label)), [n]);
     const all: Record<string, OrtTensor> = {
       input_ids: new this.ort.Tensor('int64', ids, [n, seq]),
