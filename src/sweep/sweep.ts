@@ -53,6 +53,8 @@ export interface SweepOptions extends Partial<SweepGrid> {
   tokenizerUrl?: string;
   /** Poll period of the queue, ms (default 1000). */
   pollMs?: number;
+  /** With `queue`: give up waiting when Redis has not answered for this long (default 60 s). */
+  queueLostMs?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -181,7 +183,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     if (o.queue) {
       const q: QueueOptions = {
         url: o.queue, queueName: o.queueName, dir, manifest, tokenizer: tokenizer!, modelUrl: o.modelUrl, tokenizerUrl: o.tokenizerUrl,
-        detach: o.detach, pollMs: o.pollMs, signal: o.signal, log,
+        detach: o.detach, pollMs: o.pollMs, lostAfterMs: o.queueLostMs, signal: o.signal, log,
       };
       const r = await runOnQueue(pending.map(jobOf), q, record);
       interrupted = r.interrupted;

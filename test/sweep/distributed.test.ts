@@ -202,4 +202,23 @@ describe('modtune sweep --queue: BullMQ workers through a real Redis', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('a Redis that goes away while the sweep waits is an error within the --queue-timeout, not a hang', async () => {
+    const own = await startRedis({ own: true });
+    let stopped = false;
+    try {
+      const out = path.join(tmpDir(), 'lost');
+      const lines: string[] = [];
+      const waiting = sweep({ ...grid, model, tasks: ['rte'], train: ['bias'], out, queue: own.url, queueName: 'modtune-lost', pollMs: 100, queueLostMs: 2000, log: (l) => lines.push(l) });
+      const failed = expect(waiting).rejects.toThrow(`lost Redis at ${own.url}: no answer for 2 s with 1 cells outstanding; the results collected so far are in ${out}, and queued cells stay on the queue if the server comes back: run the same sweep command again to collect them`);
+      await waitFor(() => lines.some((l) => l.includes('1 cells added')), 30_000);
+      await own.stop();
+      stopped = true;
+      const t0 = Date.now();
+      await failed;
+      expect(Date.now() - t0).toBeLessThan(8000);
+    } finally {
+      if (!stopped) await own.stop();
+    }
+  }, 60_000);
 });

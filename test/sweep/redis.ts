@@ -15,9 +15,10 @@ export interface TestRedis {
   stop: () => Promise<void>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** `own`: always start a private server (for a test that stops it under a running sweep). */
+export async function startRedis(o: { own?: boolean } = {}): Promise<TestRedis> {
   const given = process.env.MODTUNE_TEST_REDIS;
-  if (given) {
+  if (given && !o.own) {
     await checkRedis(parseRedisUrl(given, 'MODTUNE_TEST_REDIS'));
     return { url: given, stop: async () => {} };
   }

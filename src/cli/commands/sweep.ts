@@ -11,7 +11,7 @@ interface SweepFlags {
   weightDecay?: number; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; evalEvery?: number; earlyStop?: number;
   limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; newHead?: boolean; freezeHead?: boolean; tokenizer?: string;
   data?: string; out?: string; workers?: number; threads?: number; resume?: boolean; force?: boolean;
-  queue?: string; queueName?: string; detach?: boolean; status?: boolean; modelUrl?: string; tokenizerUrl?: string;
+  queue?: string; queueName?: string; queueTimeout?: number; detach?: boolean; status?: boolean; modelUrl?: string; tokenizerUrl?: string;
 }
 
 /** `modtune sweep`: the module × layer × task grid as train runs, with results, report and plots. */
@@ -54,6 +54,7 @@ export function register(program: Command): void {
     .option('--force', 'let --out take a different grid: cells still in it are kept, the others start over')
     .option('--queue <url>', 'distribute the cells over BullMQ workers through this Redis (redis://HOST:PORT)')
     .option('--queue-name <name>', 'BullMQ queue name (default modtune-sweep)')
+    .option('--queue-timeout <s>', 'with --queue: stop waiting (exit 1) when Redis has not answered for s seconds (default 60)', num('--queue-timeout'))
     .option('--detach', 'with --queue: only enqueue the cells and exit')
     .option('--status', 'print what the sweep folder (and with --queue, the queue) holds, and exit')
     .option('--model-url <url>', 'with --queue: where workers fetch the base model (http URL or a path they can read; default the local path)')
@@ -65,9 +66,10 @@ export function register(program: Command): void {
         return;
       }
       if (flags.detach && !flags.queue) throw new ModtuneError('--detach only applies with --queue redis://HOST:PORT');
-      const { tasks, train, seeds, lr, status: _s, ...rest } = flags;
+      const { tasks, train, seeds, lr, status: _s, queueTimeout, ...rest } = flags;
+      if (queueTimeout !== undefined && !(queueTimeout > 0)) throw new ModtuneError(`--queue-timeout must be a positive number of seconds, got ${queueTimeout}`);
       const options: SweepOptions = {
-        ...rest, out: flags.out,
+        ...rest, out: flags.out, queueLostMs: queueTimeout === undefined ? undefined : queueTimeout * 1000,
         tasks: tasks === undefined ? undefined : splitList(tasks, '--tasks'),
         train: train === undefined ? undefined : parseSelections(train),
         seeds: seeds === undefined ? undefined : parseSeeds(seeds),

@@ -26,6 +26,8 @@ export interface QueueOptions {
   tokenizerUrl?: string;
   detach?: boolean;
   pollMs?: number;
+  /** Stop waiting when Redis has not answered for this long (default 60 s): the cells stay queued. */
+  lostAfterMs?: number;
   signal?: AbortSignal;
   log: (line: string) => void;
 }
@@ -49,7 +51,8 @@ export async function runOnQueue(jobs: CellJob[], q: QueueOptions, record: (r: C
   await checkRedis(target);
   const name = q.queueName ?? DEFAULT_QUEUE_NAME;
   const queue = new Queue<CellJobData, CellJobReturn>(name, { connection: bullConnection(target) });
-  queue.on('error', () => {}); // reconnects on its own; a lost server shows as waiting
+  queue.on('error', () => {}); // reconnects on its own; a server gone for good ends the wait below
+  let redisLost = false;
   try {
     const fileRef = (file: string, url: string | undefined, sha256: string) => ({ sha256, source: url ?? path.resolve(file), name: path.basename(file) });
     const base = fileRef(m.grid.model, q.modelUrl, m.base.sha256);
@@ -79,33 +82,59 @@ export async function runOnQueue(jobs: CellJob[], q: QueueOptions, record: (r: C
       return { interrupted: false, detached: true };
     }
 
-    let lastNote = Date.now();
-    while (outstanding.size) {
-      for (const [id, j] of [...outstanding]) {
-        const state = await queue.getJobState(id);
-        if (state !== 'completed' && state !== 'failed') continue;
-        const job = await queue.getJob(id);
-        if (!job) continue;
-        if (state === 'completed') collect(job, j, q);
-        else record(failedResult(job, j));
-        outstanding.delete(id);
-        await job.remove().catch(() => {}); // collected; a crash before this only collects it again
+    // BullMQ's connection retries for ever, which is right for workers; the sweep instead gives up
+    // after `lostAfterMs` without an answer, so a server that went away is an error, not a hang.
+    const lostAfterMs = q.lostAfterMs ?? 60_000;
+    let lastContact = Date.now();
+    const answered = async <T>(call: Promise<T>): Promise<T> => {
+      const waited = lostAfterMs - (Date.now() - lastContact);
+      let timer: NodeJS.Timeout | undefined;
+      const lost = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RedisLost()), Math.max(waited, 0));
+      });
+      try {
+        const v = await Promise.race([call, lost]);
+        lastContact = Date.now();
+        return v;
+      } finally {
+        clearTimeout(timer);
       }
-      if (!outstanding.size) break;
+    };
+    let lastNote = Date.now();
+    try {
+      while (outstanding.size) {
+        for (const [id, j] of [...outstanding]) {
+          const state = await answered(queue.getJobState(id));
+          if (state !== 'completed' && state !== 'failed') continue;
+          const job = await answered(queue.getJob(id));
+          if (!job) continue;
+          if (state === 'completed') collect(job, j, q);
+          else record(failedResult(job, j));
+          outstanding.delete(id);
+          await answered(job.remove()).catch(() => {}); // collected; a crash before this only collects it again
+        }
+        if (!outstanding.size) break;
       if (q.signal?.aborted) {
         q.log(`stopped waiting; ${outstanding.size} cells stay on the queue (workers go on); run the same sweep command again to collect them`);
         return { interrupted: true, detached: false };
       }
-      if (Date.now() - lastNote > 30_000) {
-        lastNote = Date.now();
-        const c = await queue.getJobCounts('waiting', 'active', 'delayed');
-        q.log(`waiting for ${outstanding.size} cells: ${c.waiting ?? 0} queued, ${c.active ?? 0} running${(await queue.getWorkersCount()) === 0 ? ' (no worker is connected: start `modtune worker --queue URL`)' : ''}`);
+        if (Date.now() - lastNote > 30_000) {
+          lastNote = Date.now();
+          const c = await answered(queue.getJobCounts('waiting', 'active', 'delayed'));
+          q.log(`waiting for ${outstanding.size} cells: ${c.waiting ?? 0} queued, ${c.active ?? 0} running${(await answered(queue.getWorkersCount())) === 0 ? ' (no worker is connected: start `modtune worker --queue URL`)' : ''}`);
+        }
+        await sleep(q.pollMs ?? 1000, q.signal);
       }
-      await sleep(q.pollMs ?? 1000, q.signal);
+    } catch (e) {
+      if (!(e instanceof RedisLost)) throw e;
+      redisLost = true;
+      throw new ModtuneError(`lost Redis at ${q.url}: no answer for ${Math.round(lostAfterMs / 1000)} s with ${outstanding.size} cells outstanding; the results collected so far are in ${q.dir}, and queued cells stay on the queue if the server comes back: run the same sweep command again to collect them`);
     }
     return { interrupted: false, detached: false };
   } finally {
-    await queue.close();
+    // close() waits for pending commands, which never end without a server.
+    if (redisLost) await queue.disconnect().catch(() => {});
+    else await queue.close();
   }
 
   function collect(job: Job<CellJobData, CellJobReturn>, j: CellJob, o: QueueOptions): void {
@@ -139,6 +168,8 @@ export async function runOnQueue(jobs: CellJob[], q: QueueOptions, record: (r: C
     record({ ...ret.result, run: runDir });
   }
 }
+
+class RedisLost extends Error {}
 
 function failedResult(job: Job<CellJobData, CellJobReturn>, j: CellJob, reason?: string): CellResult {
   const c = j.cell;
