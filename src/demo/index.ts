@@ -97,8 +97,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       task: 'sst2',
       tokenizer: opts.tokenizer ?? m.tokenizer,
       data,
-      // LayerNorm tuning wants a larger learning rate than full fine-tuning (few, well-conditioned parameters).
-      lr: opts.lr ?? 1e-3,
+      // Unset, train picks the rate by the share trained (1e-3 for LayerNorms, 2e-5 for full).
+      lr: opts.lr,
       epochs: opts.epochs ?? 1,
       batchSize: opts.batchSize ?? 32,
       limitTrain: opts.limitTrain ?? 6000,

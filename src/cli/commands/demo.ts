@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .option('--train <spec>', 'modules to train', 'layernorm')
     .option('--limit-train <n>', 'training examples (default 6000)', int('--limit-train'))
     .option('--epochs <n>', 'epochs (default 1)', int('--epochs'))
-    .option('--lr <x>', 'peak learning rate (default 1e-3)', num('--lr'))
+    .option('--lr <x>', 'peak learning rate (default: by the share trained, as train picks it: 1e-3 for layernorm)', num('--lr'))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
     .option('--out <dir>', 'run folder (default runs/demo-sst2-...)')
     .action(async (f: DemoFlags) => {
