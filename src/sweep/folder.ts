@@ -25,7 +25,8 @@ export interface SweepManifest {
   modtuneVersion: string;
   createdAt: string;
   grid: SweepGrid;
-  base: { file: string; sha256: string; numLayers: number };
+  /** `name`: set when the base is modtune's embedded default (the report names it, not its cache path). */
+  base: { file: string; sha256: string; numLayers: number; name?: string };
   /** Hash of what decides every cell's result besides the cell: base sha256, tokenizer, shared options. */
   settingsHash: string;
   /** Hash of the settings and the list of cells. */

@@ -134,7 +134,7 @@ export async function writeReport(dir: string, manifest: SweepManifest, results:
 
   const done = current.filter((r) => r.status === 'done').length;
   const intro = [
-    `base model: \`${manifest.base.file}\` (sha256 ${manifest.base.sha256.slice(0, 16)}…, ${manifest.base.numLayers} layers)`,
+    `base model: ${manifest.base.name ? `\`${manifest.base.name}\`, modtune's embedded default` : `\`${manifest.base.file}\``} (sha256 ${manifest.base.sha256.slice(0, 16)}…, ${manifest.base.numLayers} layers)`,
     `cells: ${manifest.cells.length} — ${done} done, ${failed.length} failed, ${manifest.cells.length - done - failed.length} pending`,
     `tasks: ${tasks.join(', ')}; seeds: ${manifest.grid.seeds.join(', ')}; learning rates: ${Array.isArray(manifest.grid.lr) ? manifest.grid.lr.map(formatLr).join(', ') : manifest.grid.lr}`,
     `shared options: ${Object.entries(manifest.grid).filter(([k]) => !['model', 'tokenizer', 'tasks', 'train', 'seeds', 'lr'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || 'train defaults'}`,

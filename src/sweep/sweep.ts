@@ -80,10 +80,11 @@ interface Prepared {
 const GRID_FLAG_KEYS: Array<keyof SweepGrid> = ['model', 'tokenizer', 'tasks', 'train', 'seeds', 'lr', ...SHARED_OPTIONS];
 
 /** The grid from its sources: a resumed folder's own, else preset < grid.json < flags. */
-function resolveGrid(o: SweepOptions, existing: SweepManifest | null, numLayersOf: (model: string) => number): SweepGrid {
+/** The grid, and the embedded default's name when the base is that default. */
+function resolveGrid(o: SweepOptions, existing: SweepManifest | null, numLayersOf: (model: string) => number): { grid: SweepGrid; baseName?: string } {
   const flags: Partial<SweepGrid> = {};
   for (const k of GRID_FLAG_KEYS) if (o[k] !== undefined) (flags as Record<string, unknown>)[k] = o[k];
-  if (o.resume && existing && !o.grid && !o.preset) return completeGrid({ ...existing.grid, ...flags });
+  if (o.resume && existing && !o.grid && !o.preset) return { grid: completeGrid({ ...existing.grid, ...flags }), baseName: existing.base.name };
   const fromFile = o.grid ? readGridFile(o.grid) : {};
   const given = flags.model ?? fromFile.model;
   // No model anywhere: the embedded pretrained default, with its vocabulary.
@@ -91,7 +92,8 @@ function resolveGrid(o: SweepOptions, existing: SweepManifest | null, numLayersO
   if (fallback) o.log?.(`no model given: sweeping the embedded default ${fallback.name}`);
   const model = path.resolve(given ?? fallback!.onnx);
   const preset = o.preset ? presetGrid(o.preset, { numLayers: numLayersOf(model), data: o.data }) : {};
-  return completeGrid({ ...preset, ...fromFile, ...flags, model, ...(fallback && !flags.tokenizer && !fromFile.tokenizer ? { tokenizer: fallback.tokenizer } : {}) });
+  const grid = completeGrid({ ...preset, ...fromFile, ...flags, model, ...(fallback && !flags.tokenizer && !fromFile.tokenizer ? { tokenizer: fallback.tokenizer } : {}) });
+  return { grid, baseName: fallback?.name };
 }
 
 async function prepare(o: SweepOptions): Promise<Prepared> {
@@ -109,7 +111,7 @@ async function prepare(o: SweepOptions): Promise<Prepared> {
     if (!b) bases.set(file, (b = loadBaseModel(file)));
     return b;
   };
-  const grid = resolveGrid(o, existing, (m) => baseOf(m).numLayers);
+  const { grid, baseName } = resolveGrid(o, existing, (m) => baseOf(m).numLayers);
   const base = baseOf(grid.model);
   const tokenizer = grid.tokenizer ?? tokenizerBeside(grid.model) ?? null;
   if (grid.tokenizer && !fs.existsSync(grid.tokenizer)) throw new ModtuneError(`--tokenizer ${grid.tokenizer}: file not found (expected tokenizer.json or vocab.txt)`);
@@ -125,7 +127,7 @@ async function prepare(o: SweepOptions): Promise<Prepared> {
   const cells = expandCells(grid, ratesOf);
   const settingsHash = hashJson({ base: base.sha256, tokenizer: sha256File(tokenizer), settings: settingsOf(grid) });
   const next = {
-    grid, base: { file: base.file, sha256: base.sha256, numLayers: base.numLayers }, settingsHash,
+    grid, base: { file: base.file, sha256: base.sha256, numLayers: base.numLayers, ...(baseName ? { name: baseName } : {}) }, settingsHash,
     gridHash: hashJson({ settingsHash, cells }),
     selections: Object.fromEntries(grid.train.map((s) => [s, { ...counts.get(s)!, rates: ratesOf(s) }])),
     cells,

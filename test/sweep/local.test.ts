@@ -215,4 +215,18 @@ describe('modtune sweep: failures and interruptions', () => {
       for (const [name, t] of delta(whole)) expect(Buffer.from(delta(killed).get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), `${id} ${name}`).toBe(true);
     }
   }, 300_000);
+
+  it('without --model sweeps the embedded default and names it in the report (not its cache path)', async () => {
+    const out = path.join(tmpDir(), 'default');
+    const lines: string[] = [];
+    const r = await sweep({ ...settings, data: GLUE, cacheDir: false, out, tasks: ['rte'], train: ['classifier'], limitTrain: 16, limitEval: 8, log: (l) => lines.push(l) });
+    expect(r).toMatchObject({ total: 1, done: 1 });
+    expect(lines[0]).toBe('no model given: sweeping the embedded default bert-mini-wikibooks');
+    const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/^- base model: `bert-mini-wikibooks`, modtune's embedded default \(sha256 [0-9a-f]{16}…, 4 layers\)$/m);
+    expect(md).not.toContain('.cache');
+    // --resume keeps the name.
+    expect(await sweep({ out, resume: true, data: GLUE, cacheDir: false })).toMatchObject({ done: 1 });
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toContain("`bert-mini-wikibooks`, modtune's embedded default");
+  }, 120_000);
 });
