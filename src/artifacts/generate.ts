@@ -23,6 +23,8 @@ import { LrSchedule, Manifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manif
 import { buildNativeModels, describeModel, NativeParam } from './native/build.js';
 import { checkMaxGradNorm, DEFAULT_ADAMW, DEFAULT_MAX_GRAD_NORM, OptimizerConfig } from './native/optimizer.js';
 import { writeOrtArtifacts } from './ort/write.js';
+import { frozenPrefixCut, planFrozenPrefix, prefixModel, removeDropoutsBelow, suffixModel, type FrozenPrefixPlan } from './native/frozen-prefix.js';
+import { LABELS } from '../heads/loss.js';
 import { checkKind, resolveInside } from '../util/inside.js';
 
 export type ArtifactFormat = 'native' | 'ort' | 'both';
@@ -55,6 +57,14 @@ export interface ArtifactOptions {
   maxLength?: number;
   lowercase?: boolean;
   seed?: number;
+  /** Seed attributes on the train models' Dropout nodes (seed + i): reproducible masks with dropout > 0. */
+  dropoutSeed?: number;
+  /**
+   * Also write the `--cache-frozen` models (`native.frozenPrefix`) when a frozen encoder layer lies
+   * below every trainable parameter; the layers below the first trainable one then run without
+   * dropout in every training model of the folder. Native format only.
+   */
+  cacheFrozen?: boolean;
   force?: boolean;
 }
 
@@ -62,6 +72,8 @@ export interface ArtifactResult {
   dir: string;
   manifest: Manifest;
   files: string[];
+  /** With `cacheFrozen`: the first layer the cached models compute, or why nothing is cached. */
+  frozenPrefix?: FrozenPrefixPlan;
 }
 
 /** Hugging Face's rule: no weight decay for biases and LayerNorm weights. */
@@ -138,7 +150,8 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   checkNoDanglingInputs(base, opts.model);
   checkFiniteWeights(base, opts.model);
   const sha256 = modelSha256(opts.model, base.externalDataFiles ?? []);
-  const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, label: opts.model });
+  if (opts.cacheFrozen && format === 'ort') throw new ModtuneError('--cache-frozen builds native models only (the ort format\'s training runtime takes token ids); use --format native or both');
+  const headed = attachHead(base, head, { newHead: opts.newHead, seed, dropout: opts.dropout, dropoutSeed: opts.dropoutSeed, label: opts.model });
   const structure = discoverParameters(headed.train);
   const maxPositions = maxSequenceLength(structure);
   // A length the user asked for must fit the position table; the default adapts to a shorter one.
@@ -146,6 +159,10 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const maxLength = opts.maxLength ?? Math.min(128, maxPositions ?? 128);
   const selection: Selection = selectParameters(structure, opts.train, { seed, freezeHead: opts.freezeHead, values: structure.values });
   const rates = dropoutRates(base, opts.dropout);
+  const frozenPlan = opts.cacheFrozen ? planFrozenPrefix(selection.parameters, structure.numLayers) : undefined;
+  const cut = frozenPlan && 'layer' in frozenPlan ? frozenPrefixCut(headed.infer, frozenPlan.layer, opts.model) : undefined;
+  // The layers run once per example run without dropout, in every training model alike.
+  if (cut) removeDropoutsBelow(headed.train, cut.value);
 
   const prepare = (m: Model): ExposedParameter[] => {
     const params = selection.parameters.map((p) => ({ ...p }));
@@ -225,7 +242,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       initialValues: 'params.safetensors',
       masks: masked.length ? 'masks.safetensors' : null,
       optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule, maxGradNorm: optimizer.maxGradNorm! },
-      dropout: { override: opts.dropout ?? null, rates },
+      dropout: { override: opts.dropout ?? null, rates, ...(cut && frozenPlan && 'layer' in frozenPlan && { offBelowLayer: frozenPlan.layer }) },
       tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength },
     };
 
@@ -239,6 +256,19 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
         { model: models.eval, file: path.join(dir, 'eval.onnx') },
         { model: models.infer, file: path.join(dir, 'infer.onnx') },
       ];
+      let cached: { prefix: Model; trainStep: Model; gradient: Model; eval: Model } | undefined;
+      if (cut) {
+        const keep = [...params.map((p) => p.name), LABELS];
+        const suffix = (m: Model) => suffixModel(m, cut.value, cut.hiddenSize, keep, opts.model);
+        const models2 = buildNativeModels(suffix(train), suffix(evalModel), headed.infer, params, optimizer);
+        cached = { prefix: prefixModel(evalModel, cut.value, cut.hiddenSize, opts.model), trainStep: models2.trainStep, gradient: models2.gradient, eval: models2.eval };
+        entries.push(
+          { model: cached.prefix, file: path.join(dir, 'frozen_prefix.onnx') },
+          { model: cached.trainStep, file: path.join(dir, 'cached_train_step.onnx') },
+          { model: cached.gradient, file: path.join(dir, 'cached_gradient.onnx') },
+          { model: cached.eval, file: path.join(dir, 'cached_eval.onnx') },
+        );
+      }
       files.push(...saveModelsSharedWeights(entries, path.join(dir, 'weights.bin')));
       manifest.native = {
         trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
@@ -247,6 +277,16 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
         infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
         weights: 'native/weights.bin',
       };
+      if (cached && frozenPlan && 'layer' in frozenPlan) {
+        manifest.native.frozenPrefix = {
+          layer: frozenPlan.layer,
+          hiddenSize: cut!.hiddenSize,
+          prefix: describeModel(cached.prefix, rel(entries[4]!.file), paramNames),
+          trainStep: describeModel(cached.trainStep, rel(entries[5]!.file), paramNames),
+          gradient: describeModel(cached.gradient, rel(entries[6]!.file), paramNames),
+          eval: describeModel(cached.eval, rel(entries[7]!.file), paramNames),
+        };
+      }
     }
     if (format === 'ort' || format === 'both') {
       const weightDecay = ortWeightDecay(params, optimizer.weightDecay);
@@ -258,7 +298,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
     files.push(path.join(tmp, 'manifest.json'));
     if (fs.existsSync(out)) fs.rmSync(out, { recursive: true, force: true });
     fs.renameSync(tmp, out);
-    return { dir: out, manifest, files: files.map((f) => path.join(out, path.relative(tmp, f))) };
+    return { dir: out, manifest, files: files.map((f) => path.join(out, path.relative(tmp, f))), ...(frozenPlan && { frozenPrefix: frozenPlan }) };
   } catch (e) {
     // A failure (an op without a gradient rule, a format that cannot express the selection, ...)
     // leaves nothing behind, not even the temporary folder.
@@ -322,6 +362,13 @@ function checkManifestPaths(m: Manifest, dir: string, file: string): void {
   if (m.native) {
     for (const key of ['trainStep', 'gradient', 'eval', 'infer'] as const) inside(m.native[key]?.file, `native.${key}.file`);
     inside(m.native.weights, 'native.weights');
+    const fp = m.native.frozenPrefix;
+    if (fp !== undefined) {
+      if (typeof fp !== 'object' || fp === null) throw new ModtuneError(`${file}: field 'native.frozenPrefix' should be an object`);
+      if (!Number.isSafeInteger(fp.layer) || fp.layer < 1) throw new ModtuneError(`${file}: field 'native.frozenPrefix.layer' should be an integer ≥ 1, got ${JSON.stringify(fp.layer)}`);
+      if (!Number.isSafeInteger(fp.hiddenSize) || fp.hiddenSize < 1) throw new ModtuneError(`${file}: field 'native.frozenPrefix.hiddenSize' should be a positive integer, got ${JSON.stringify(fp.hiddenSize)}`);
+      for (const key of ['prefix', 'trainStep', 'gradient', 'eval'] as const) inside(fp[key]?.file, `native.frozenPrefix.${key}.file`);
+    }
   }
   if (m.ort) {
     for (const key of ['training', 'eval', 'optimizer', 'checkpoint'] as const) inside(m.ort[key], `ort.${key}`);

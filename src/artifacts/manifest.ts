@@ -11,6 +11,8 @@ export type IoRole =
   | 'input_ids' | 'attention_mask' | 'token_type_ids' | 'labels'
   /** Masked-LM pre-training: flat indices (row × sequence + column) of the predicted positions. */
   | 'masked_positions'
+  /** `--cache-frozen` suffix models: the cached output of the frozen layers, float [batch, sequence, hidden]. */
+  | 'hidden_states'
   | 'loss' | 'logits'
   | 'parameter' | 'parameter_updated'
   | 'exp_avg' | 'exp_avg_updated' | 'exp_avg_sq' | 'exp_avg_sq_updated'
@@ -79,7 +81,11 @@ export interface Manifest {
      */
     maxGradNorm?: number;
   };
-  dropout: { override: number | null; rates: { hidden: number; attention: number; classifier: number } };
+  dropout: {
+    override: number | null; rates: { hidden: number; attention: number; classifier: number };
+    /** Built with `--cache-frozen`: no training model drops out below this encoder layer (the frozen prefix). */
+    offBelowLayer?: number;
+  };
   tokenizer: { file: string | null; lowercase: boolean; maxLength: number };
   native?: {
     /** Forward + backward + optimizer update in one graph (accumulated gradient in, updated state out). */
@@ -92,6 +98,8 @@ export interface Manifest {
     infer: ModelSpec;
     /** The frozen weights, stored once and shared by the four models as ONNX external data. */
     weights: string;
+    /** Built with `--cache-frozen` when a frozen encoder layer lies below every trainable parameter. */
+    frozenPrefix?: FrozenPrefixModels;
   };
   ort?: OrtFiles & {
     /**
@@ -100,6 +108,24 @@ export interface Manifest {
      */
     weightDecay: number;
   };
+}
+
+/**
+ * The models of `train --cache-frozen`: `prefix` computes the embeddings and encoder layers
+ * 0…layer−1 (no dropout, every weight an initializer) into `hidden_states`, once per example;
+ * `trainStep`, `gradient` and `eval` are the native models of the same names with that tensor as
+ * their input (role `hidden_states`, padded with zeros past each example's length) in place of the
+ * token ids. They share `native.weights`.
+ */
+export interface FrozenPrefixModels {
+  /** The first encoder layer the suffix models compute. */
+  layer: number;
+  /** Width of `hidden_states`. */
+  hiddenSize: number;
+  prefix: ModelSpec;
+  trainStep: ModelSpec;
+  gradient: ModelSpec;
+  eval: ModelSpec;
 }
 
 /** The ORT on-device-training artifacts of a folder (paths relative to it). */

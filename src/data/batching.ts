@@ -11,6 +11,8 @@ export interface Batch {
   labels?: BigInt64Array | Float32Array;
   /** Masked-LM batches: flat indices (row × seqLen + column) of the masked tokens; `labels` holds their original ids. */
   maskedPositions?: BigInt64Array;
+  /** From a dataset with `hiddenStates`: row-major [batch, seqLen, width], zeros past each example's length. */
+  hiddenStates?: Float32Array;
   batch: number;
   seqLen: number;
   /** Example ids (for predictions and submission files) and their positions in the dataset. */
@@ -94,8 +96,22 @@ export function collate(ds: EncodedDataset, indices: number[]): Omit<Batch, 'epo
     ids: indices.map((i) => ds.ids[i]!),
     indices: [...indices],
   };
+  if (ds.hiddenStates) out.hiddenStates = collateRows(ds, ds.hiddenStates, indices, seqLen);
   if (ds.labels && ds.labelKind === 'class') out.labels = BigInt64Array.from(indices, (i) => BigInt(Math.round(ds.labels![i]!)));
   else if (ds.labels && ds.labelKind === 'score') out.labels = Float32Array.from(indices, (i) => ds.labels![i]!);
+  return out;
+}
+
+/** Per-example [length × width] rows padded with zeros into one [batch, seqLen, width] array. */
+function collateRows(ds: EncodedDataset, states: NonNullable<EncodedDataset['hiddenStates']>, indices: number[], seqLen: number): Float32Array {
+  const { width, rows } = states;
+  const out = new Float32Array(indices.length * seqLen * width);
+  indices.forEach((example, row) => {
+    const r = rows[example];
+    const len = exampleLength(ds, example);
+    if (!r || r.length !== len * width) throw new ModtuneError(`hidden states of example ${example}: expected ${len} × ${width} values, got ${r ? r.length : 'none'}`);
+    out.set(r, row * seqLen * width);
+  });
   return out;
 }
 

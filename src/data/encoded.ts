@@ -17,6 +17,12 @@ export interface EncodedDataset {
   labelKind: 'class' | 'score' | 'none';
   padId: number;
   maxLength: number;
+  /**
+   * Per-example float rows that stand in for the tokens: example i's is [length_i × width] (the
+   * hidden states entering the first trained encoder layer, `train --cache-frozen`). Batches then
+   * carry them padded with zeros.
+   */
+  hiddenStates?: { width: number; rows: Float32Array[] };
 }
 
 export function exampleLength(ds: EncodedDataset, i: number): number {

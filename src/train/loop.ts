@@ -22,11 +22,13 @@ import {
   type EvalRecord, type TrainRecord, type TrainSummary,
 } from './run-folder.js';
 import { learningRate, type Schedule } from './schedule.js';
+import type { EncodedDataset } from '../data/encoded.js';
+import { computeFrozenLayers, DEFAULT_CACHE_BUDGET_MB, FrozenCacheAbandoned, layersBelow, planFrozenCache, type FrozenCachePlan } from './frozen-cache.js';
 
 /** Thrown after an aborted run (Ctrl-C) has written its checkpoint. */
 export class TrainInterrupted extends ModtuneError {
-  constructor(readonly runDir: string, readonly step: number, readonly totalSteps: number) {
-    super(`interrupted at step ${step} of ${totalSteps}; checkpoint saved in ${path.join(checkpointsDir(runDir), stepDirName(step))}. Continue with: modtune train --resume --out ${runDir}`);
+  constructor(readonly runDir: string, readonly step: number, readonly totalSteps: number, message?: string) {
+    super(message ?? `interrupted at step ${step} of ${totalSteps}; checkpoint saved in ${path.join(checkpointsDir(runDir), stepDirName(step))}. Continue with: modtune train --resume --out ${runDir}`);
     this.name = 'TrainInterrupted';
   }
 }
@@ -68,13 +70,20 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     }
   }
 
-  const loader: BatchLoader = makeBatches(trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, groupByLength: cfg.groupByLength ?? false }, ck?.state.data);
+  // --cache-frozen: the frozen layers run once here; batches then carry their output.
+  let cached: { trainSet: EncodedDataset; devSets: typeof devSets; seconds: number; trainSeconds: number } | null = null;
+  if (cfg.cacheFrozen) {
+    const plan = planFrozenCache(manifest, cfg.artifacts, [trainSet, ...devSets.map((d) => d.dataset)], cfg.cacheBudget ?? DEFAULT_CACHE_BUDGET_MB, log);
+    if (plan) cached = await cacheFrozenLayers(plan);
+  }
+  const loader: BatchLoader = makeBatches(cached?.trainSet ?? trainSet, { batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, groupByLength: cfg.groupByLength ?? false }, ck?.state.data);
   const schedule: Schedule = { kind: cfg.lrSchedule, peak: cfg.lr, warmupSteps: cfg.totals.warmupSteps, totalSteps: total };
   let backend: TrainBackend;
   try {
     backend = await run.factory.create({
       artifactsDir: cfg.artifacts, manifest, device: cfg.device, threads: cfg.threads ?? undefined, batchSize: cfg.batchSize,
       gradAccum: cfg.gradAccum, step: ck?.state.step ?? 0, parameters: ck?.parameters, optimizer: ck?.optimizer,
+      frozenPrefix: cached !== null,
     });
   } catch (e) {
     // A fresh run that cannot start (no CUDA, unloadable model) leaves nothing behind to trip over.
@@ -87,9 +96,10 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
   let lastMetrics: Record<string, number> | null = ck?.state.metrics ?? null;
   let lastEvalStep = ck?.state.progress.lastEvalStep ?? 0;
   let evalsSinceBest = ck?.state.progress.evalsSinceBest ?? 0;
-  let trainSec = ck?.state.progress.trainSec ?? 0;
+  // The prefix pass over the training examples is training work; over the dev examples, evaluation's.
+  let trainSec = (ck?.state.progress.trainSec ?? 0) + (cached?.trainSeconds ?? 0);
   let examples = ck?.state.progress.examples ?? 0;
-  const elapsedBase = ck?.state.progress.elapsedSec ?? 0;
+  const elapsedBase = (ck?.state.progress.elapsedSec ?? 0) + (cached?.seconds ?? 0);
   const started = performance.now();
   const elapsed = () => elapsedBase + (performance.now() - started) / 1000;
   let lastSaved: number | null = ck ? step : null;
@@ -129,7 +139,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
         let scores: SplitScore[];
         try {
           scores = [];
-          for (const d of devSets) scores.push(await scoreSplit(backend, task, d.split, d.dataset, { batchSize: cfg.batchSize, signal: o.signal }));
+          for (const d of cached?.devSets ?? devSets) scores.push(await scoreSplit(backend, task, d.split, d.dataset, { batchSize: cfg.batchSize, signal: o.signal }));
         } catch (e) {
           if (e instanceof EvaluationAbandoned) throw interrupt();
           throw e;
@@ -213,6 +223,27 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     const r = await backend.trainStep(batch, { learningRate: lr, step: step + 1, gradScale: 1 / k });
     seen += batch.batch;
     return { loss: (lossSum + r.loss) / k, lr, seen };
+  }
+
+  async function cacheFrozenLayers(plan: FrozenCachePlan): Promise<NonNullable<typeof cached>> {
+    const pass = { artifactsDir: cfg.artifacts, manifest, device: cfg.device, threads: cfg.threads ?? undefined, batchSize: cfg.batchSize, signal: o.signal };
+    const t0 = performance.now();
+    try {
+      const [train] = await computeFrozenLayers([trainSet], pass);
+      const t1 = performance.now();
+      const dev = await computeFrozenLayers(devSets.map((d) => d.dataset), pass);
+      const seconds = (performance.now() - t0) / 1000;
+      log(`--cache-frozen: the embeddings and ${layersBelow(plan.layer)} ran once over ${plan.examples} examples in ${seconds.toFixed(1)} s (${(plan.bytes / 1024 / 1024).toFixed(1)} MiB of hidden states kept in memory); every step starts at layer ${plan.layer}`);
+      return { trainSet: train!, devSets: devSets.map((d, i) => ({ split: d.split, dataset: dev[i]! })), seconds, trainSeconds: (t1 - t0) / 1000 };
+    } catch (e) {
+      if (e instanceof FrozenCacheAbandoned) {
+        const at = ck?.state.step ?? 0;
+        throw new TrainInterrupted(runDir, at, total, `interrupted while computing the frozen layers, before step ${at + 1} of ${total}; nothing new to save. Continue with: modtune train --resume --out ${runDir}`);
+      }
+      // As when the backend cannot start: a fresh run that cannot begin leaves nothing behind.
+      if (!run.resumed) fs.rmSync(runDir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   function interrupt(): TrainInterrupted {

@@ -55,6 +55,13 @@ export interface TrainOptions {
   freezeHead?: boolean;
   /** Replace an existing run folder. */
   force?: boolean;
+  /**
+   * Compute the frozen layers below the first trained encoder layer once per example, keep their
+   * output in memory and start every step there (native backend; see train/frozen-cache.ts).
+   */
+  cacheFrozen?: boolean;
+  /** Memory the cached hidden states may take, in MiB (default 2048); beyond it the run goes uncached. */
+  cacheBudget?: number;
 
   /** Tokenized-data cache root (see `loadEncodedSplit`); false: no cache. */
   cacheDir?: string | false;
@@ -74,10 +81,11 @@ export const RESULT_OPTIONS = [
   ['maxGradNorm', '--max-grad-norm'], ['optimizer', '--optimizer'], ['dropout', '--dropout'], ['maxLength', '--max-length'], ['seed', '--seed'],
   ['evalEvery', '--eval-every'], ['earlyStop', '--early-stop'], ['limitTrain', '--limit-train'], ['limitEval', '--limit-eval'],
   ['backend', '--backend'], ['tokenizer', '--tokenizer'], ['newHead', '--new-head'], ['freezeHead', '--freeze-head'],
+  ['cacheFrozen', '--cache-frozen'],
 ] as const satisfies ReadonlyArray<readonly [keyof RunConfig & keyof TrainOptions, string]>;
 
 /** Options that only change how a run executes, free to differ on resume. */
-export const RUNTIME_OPTIONS = ['device', 'threads', 'data', 'saveEvery'] as const;
+export const RUNTIME_OPTIONS = ['device', 'threads', 'data', 'saveEvery', 'cacheBudget'] as const;
 
 /** `config.json` of a run folder: every option, resolved. */
 export interface RunConfig {
@@ -119,6 +127,10 @@ export interface RunConfig {
   limitEval: number | null;
   newHead: boolean;
   freezeHead: boolean;
+  /** `--cache-frozen` (absent in runs from before it existed, which did not cache). */
+  cacheFrozen?: boolean;
+  /** `--cache-budget` in MiB; null: the default. */
+  cacheBudget?: number | null;
   totals: RunTotals;
   /**
    * sha256 of the tokenized training set and of each dev split (see `datasetSha256`): a resume
@@ -163,6 +175,7 @@ export function validateOptions(o: TrainOptions): void {
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new ModtuneError(`--seed must be an integer, got ${o.seed}`);
   if (o.lrSchedule !== undefined && o.lrSchedule !== 'linear' && o.lrSchedule !== 'constant') throw new ModtuneError(`--lr-schedule must be linear or constant, got '${o.lrSchedule}'`);
   if (o.optimizer !== undefined && o.optimizer !== 'adamw' && o.optimizer !== 'sgd') throw new ModtuneError(`--optimizer must be adamw or sgd, got '${o.optimizer}'`);
+  if (o.cacheBudget !== undefined && !(Number.isFinite(o.cacheBudget) && o.cacheBudget > 0)) throw new ModtuneError(`--cache-budget must be a positive number of MiB, got ${o.cacheBudget}`);
   if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'cuda') throw new ModtuneError(`--device must be cpu or cuda, got '${o.device}'`);
 }
 

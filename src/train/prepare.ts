@@ -26,6 +26,8 @@ import { isRunFolder, readConfig, readSummary, RUN_FOLDER, runArtifactsDir, runF
 import { acquireFolderLock, checkUnlocked, LOCK_FILE, type FolderLock } from '../util/folder-lock.js';
 import { checkOutputFolder, clearFolder, type GuardInput } from '../util/output-guard.js';
 import { warmupStepsFor } from './schedule.js';
+import { CACHE_FROZEN_NATIVE_ONLY } from './backends/ort-web.js';
+import { frozenPrefixOf } from './frozen-cache.js';
 
 export interface PreparedRun {
   runDir: string;
@@ -81,6 +83,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
   if (o.model && o.artifacts) throw new ModtuneError('give either a model (.onnx) or --artifacts DIR, not both');
   if (!o.model && !o.artifacts) throw new ModtuneError('nothing to train: give a model (modtune train <model.onnx> --train SPEC --task NAME) or --artifacts DIR');
   const factory = getBackend(o.backend ?? DEFAULTS.backend);
+  if (o.cacheFrozen && factory.format !== 'native') throw new ModtuneError(CACHE_FROZEN_NATIVE_ONLY);
 
   let manifest: Manifest | undefined;
   let artifactsDir: string | undefined;
@@ -91,6 +94,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     manifest = readManifest(artifactsDir);
     checkBakedOptions(o, manifest, o.artifacts);
     checkHeadFitsTask(manifest, task, o.artifacts);
+    if (o.cacheFrozen) frozenPrefixOf(manifest, o.artifacts);
     if (manifest.task.name && manifest.task.name !== task.name) o.log?.(`note: the artifacts were built for ${manifest.task.name}; training them on ${task.name} (same head size)`);
     spec = manifest.selection.spec;
     if (!tokenizerFile) {
@@ -156,7 +160,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
         warmupSteps: totals.warmupSteps, totalSteps: totals.totalSteps, weightDecay: o.weightDecay ?? DEFAULTS.weightDecay,
         maxGradNorm: o.maxGradNorm ?? DEFAULTS.maxGradNorm,
         dropout: o.dropout, newHead: o.newHead, freezeHead: o.freezeHead, tokenizer: tokenizerFile, maxLength,
-        seed: o.seed ?? DEFAULTS.seed, force: true,
+        seed: o.seed ?? DEFAULTS.seed, cacheFrozen: o.cacheFrozen, force: true,
       }).manifest;
       // Without --lr the rate follows the selection's size (artifacts/default-lr.ts).
       cfgBase.lr = manifest.optimizer.lr;
@@ -183,6 +187,7 @@ async function prepareFresh(o: TrainOptions, takeLock: TakeLock): Promise<Prepar
     evalEvery: o.evalEvery ?? null, earlyStop: o.earlyStop ?? null, saveEvery: o.saveEvery ?? null,
     limitTrain: o.limitTrain ?? null, limitEval: o.limitEval ?? null,
     newHead: !!o.newHead, freezeHead: manifest.selection.freezeHead,
+    cacheFrozen: !!o.cacheFrozen, cacheBudget: o.cacheBudget ?? null,
     totals, dataSha256: dataHashes(trainSet, devSets),
   };
   writeConfig(runDir, cfg);
@@ -237,6 +242,7 @@ async function prepareResume(o: TrainOptions, takeLock: TakeLock): Promise<Prepa
     device: o.device ?? saved.device,
     threads: o.threads ?? saved.threads,
     saveEvery: o.saveEvery ?? saved.saveEvery,
+    cacheBudget: o.cacheBudget ?? saved.cacheBudget ?? null,
     data: dataDir,
   };
   return { runDir, cfg, manifest, task, factory, tokenizer, trainSet, devSets, resumed: true, lock };

@@ -147,7 +147,7 @@ function keepDropouts(m: Model): void {
 
 const ROLE_BY_INPUT: Record<string, IoRole> = {
   input_ids: 'input_ids', attention_mask: 'attention_mask', token_type_ids: 'token_type_ids', labels: 'labels',
-  masked_positions: 'masked_positions',
+  masked_positions: 'masked_positions', hidden_states: 'hidden_states',
   [NATIVE_IO.lr]: 'learning_rate', [NATIVE_IO.step]: 'step', [NATIVE_IO.gradScale]: 'grad_scale',
   loss: 'loss', logits: 'logits',
 };

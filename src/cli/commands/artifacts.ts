@@ -26,6 +26,7 @@ interface ArtifactFlags {
   seed?: string;
   out?: string;
   force?: boolean;
+  cacheFrozen?: boolean;
 }
 
 /** `modtune artifacts`: turn a model + selection into training artifacts. */
@@ -54,6 +55,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed for a new head and random= selections', '42')
     .option('--out <dir>', 'output folder (default artifacts/<model>-<selection>)')
     .option('--force', 'replace an existing artifacts folder (only one with a modtune manifest.json)')
+    .option('--cache-frozen', 'also write the models of train --cache-frozen: the frozen layers below the first trained one (no dropout there), and the rest taking their output')
     .action((model: string, f: ArtifactFlags) => {
       const t0 = performance.now();
       const r = generateArtifacts({
@@ -77,6 +79,7 @@ export function register(program: Command): void {
         tokenizer: f.tokenizer,
         maxLength: f.maxLength === undefined ? undefined : intFlag('--max-length', f.maxLength, 2),
         seed: intFlag('--seed', f.seed),
+        cacheFrozen: f.cacheFrozen,
         force: f.force,
       });
       const m = r.manifest;
@@ -86,6 +89,9 @@ export function register(program: Command): void {
         `task: ${m.task.name ?? '-'} (${m.task.head.kind === 'classification' ? `${m.task.head.numLabels} labels` : 'regression'}, head ${m.task.headReused ? 'kept from the model' : 'new'})`,
         `selection: ${m.selection.spec} → ${m.parameters.length} tensors`,
         `trainable: ${formatCount(m.selection.trainableCount)} of ${formatCount(m.selection.totalCount)} (${formatShare(m.selection.trainableCount, m.selection.totalCount)})`,
+        ...(r.frozenPrefix ? ['layer' in r.frozenPrefix
+          ? `cache-frozen: frozen_prefix.onnx computes the embeddings and ${r.frozenPrefix.layer === 1 ? 'layer 0' : `layers 0–${r.frozenPrefix.layer - 1}`} (no dropout there); the cached_* models start at layer ${r.frozenPrefix.layer}`
+          : `cache-frozen: nothing to cache: ${r.frozenPrefix.nothing}`] : []),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });

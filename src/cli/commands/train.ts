@@ -13,7 +13,7 @@ interface TrainFlags {
   maxGradNorm?: number; groupByLength?: boolean; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; seed?: number; evalEvery?: number; earlyStop?: number;
   saveEvery?: number; limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; device?: 'cpu' | 'cuda';
   threads?: number; tokenizer?: string; data?: string; out?: string; resume?: boolean; newHead?: boolean;
-  freezeHead?: boolean; force?: boolean;
+  freezeHead?: boolean; force?: boolean; cacheFrozen?: boolean; cacheBudget?: number;
 }
 
 /** Number flags keep `undefined` when absent, so a resume can tell given options from defaults. */
@@ -65,6 +65,8 @@ export function register(program: Command): void {
     .option('--new-head', "replace the model's classification head with a new one")
     .option('--freeze-head', 'do not train the classification head')
     .option('--force', 'replace an existing run folder (only a run folder, never one holding the model, tokenizer or data)')
+    .option('--cache-frozen', 'run the frozen layers below the first trained layer once per example, keep their output in memory, start every step there (native backend)')
+    .option('--cache-budget <MiB>', 'memory the --cache-frozen hidden states may take (default 2048); above it the run goes uncached', num('--cache-budget'))
     .action(async (model: string | undefined, flags: TrainFlags) => {
       // No model, no artifacts, not a resume: the embedded pretrained default, with its vocabulary.
       if (!model && !flags.artifacts && !flags.resume) {

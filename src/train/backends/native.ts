@@ -62,7 +62,7 @@ export class NativeBackend implements TrainBackend {
   private readonly sizes: Map<string, number>;
   private readonly shapes: Map<string, number[]>;
 
-  private constructor(private readonly opts: BackendOptions, private readonly native: NonNullable<Manifest['native']>) {
+  private constructor(private readonly opts: BackendOptions, private readonly native: Record<ModelKey, ModelSpec>) {
     const m = opts.manifest;
     this.sizes = new Map(m.parameters.map((p) => [p.name, p.size]));
     this.shapes = new Map(m.parameters.map((p) => [p.name, p.shape]));
@@ -76,7 +76,13 @@ export class NativeBackend implements TrainBackend {
   static async create(opts: BackendOptions): Promise<NativeBackend> {
     const native = opts.manifest.native;
     if (!native) throw new ModtuneError(`${opts.artifactsDir}: no native models in these artifacts (manifest.json has no 'native' section); rebuild them with the native format`);
-    const backend = new NativeBackend(opts, native);
+    let models: Record<ModelKey, ModelSpec> = native;
+    if (opts.frozenPrefix) {
+      // The suffix models: batches carry the cached hidden states instead of token ids.
+      if (!native.frozenPrefix) throw new ModtuneError(`${opts.artifactsDir}: no frozen-prefix models in these artifacts (manifest.json has no 'native.frozenPrefix'); rebuild them with --cache-frozen`);
+      models = native.frozenPrefix;
+    }
+    const backend = new NativeBackend(opts, models);
     // The train-step session is needed at once; loading it now surfaces CUDA/file problems early.
     await backend.session('trainStep');
     return backend;
@@ -211,6 +217,13 @@ export class NativeBackend implements TrainBackend {
       case 'attention_mask': return new ort.Tensor('int64', batch.attentionMask, dims);
       case 'token_type_ids': return new ort.Tensor('int64', batch.tokenTypeIds, dims);
       case 'labels': return labelsTensor(input, batch, spec.file);
+      case 'hidden_states': {
+        const width = this.opts.manifest.native?.frozenPrefix?.hiddenSize;
+        const h = batch.hiddenStates;
+        if (!h || !width) throw new ModtuneError(`${spec.file}: input '${input.name}' needs the cached hidden states of the frozen layers, which this batch does not carry`);
+        if (h.length !== batch.batch * batch.seqLen * width) throw new ModtuneError(`${spec.file}: input '${input.name}': the batch carries ${h.length} hidden-state values, expected ${batch.batch} × ${batch.seqLen} × ${width}`);
+        return new ort.Tensor('float32', h, [batch.batch, batch.seqLen, width]);
+      }
       case 'masked_positions': {
         if (!batch.maskedPositions) throw new ModtuneError(`${spec.file}: input '${input.name}' needs masked positions; these are masked-LM artifacts (modtune pretrain)`);
         return new ort.Tensor('int64', batch.maskedPositions, [batch.maskedPositions.length]);

@@ -57,6 +57,8 @@ export const ortWebBackend: BackendFactory = {
   create: (opts) => OrtWebBackend.create(opts),
 };
 
+export const CACHE_FROZEN_NATIVE_ONLY = '--cache-frozen runs on the native backend only: the ort-web backend trains ONNX Runtime\'s own training artifacts, which take token ids; use --backend native';
+
 /** An allocation failure inside the WebAssembly runtime (its heap is capped at 4 GiB). */
 const WASM_OOM = /Aborted\(OOM\)|Cannot enlarge memory|Out of memory|RangeError: (?:WebAssembly\.Memory|Array buffer allocation)/i;
 
@@ -137,6 +139,7 @@ export class OrtWebBackend implements TrainBackend {
     if (opts.device === 'cuda') {
       throw new ModtuneError('--device cuda: the ort-web backend runs onnxruntime-web\'s training build, which has only the CPU (WebAssembly) provider; use --backend native --device cuda, or --device cpu');
     }
+    if (opts.frozenPrefix) throw new ModtuneError(CACHE_FROZEN_NATIVE_ONLY);
     const o = m.ort;
     if (!o) throw new ModtuneError(`${opts.artifactsDir}: no ORT training artifacts (manifest.json has no 'ort' section); rebuild them with --format ort or both`);
     checkOrtManifest(m, opts.artifactsDir);

@@ -33,6 +33,11 @@ export interface BackendOptions {
   gradAccum?: number;
   /** Updates already done (a resumed run's checkpoint step; 0 for a fresh run). */
   step?: number;
+  /**
+   * Run the `--cache-frozen` suffix models (`manifest.native.frozenPrefix`): every batch carries
+   * `hiddenStates` in place of the token ids. Native backend only.
+   */
+  frozenPrefix?: boolean;
 }
 
 /**
