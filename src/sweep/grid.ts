@@ -14,6 +14,7 @@ import { specSlug, validateOptions, type TrainOptions } from '../train/options.j
 export const SHARED_OPTIONS = [
   'epochs', 'maxSteps', 'batchSize', 'gradAccum', 'groupByLength', 'lrSchedule', 'warmupRatio', 'weightDecay', 'maxGradNorm',
   'optimizer', 'dropout', 'maxLength', 'evalEvery', 'earlyStop', 'limitTrain', 'limitEval', 'backend', 'newHead', 'freezeHead',
+  'cacheFrozen',
 ] as const satisfies ReadonlyArray<keyof TrainOptions>;
 export type SharedOptions = Pick<TrainOptions, (typeof SHARED_OPTIONS)[number]>;
 
@@ -141,7 +142,7 @@ export function readGridFile(file: string): Partial<SweepGrid> {
   for (const k of SHARED_OPTIONS) {
     const v = o[k];
     if (v === undefined) continue;
-    const bool = k === 'newHead' || k === 'freezeHead' || k === 'groupByLength';
+    const bool = k === 'newHead' || k === 'freezeHead' || k === 'groupByLength' || k === 'cacheFrozen';
     const str = k === 'lrSchedule' || k === 'optimizer' || k === 'backend';
     const ok = bool ? typeof v === 'boolean' : str ? typeof v === 'string' : typeof v === 'number';
     if (!ok) throw new ModtuneError(`${where(k)}: expected a ${bool ? 'boolean' : str ? 'string' : 'number'}, got ${JSON.stringify(v)}`);

@@ -18,6 +18,7 @@ import { collate } from '../../src/data/batching.js';
 import { encodeExamples } from '../../src/data/encoded.js';
 import { loadModel } from '../../src/onnx/io.js';
 import { readConfig, readMetrics, train, TrainInterrupted, type TrainOptions, type TrainRecord, type EvalRecord } from '../../src/train/index.js';
+import { readGridFile, sweep } from '../../src/sweep/index.js';
 import { GLUE, tmpDir, VOCAB } from '../helpers/paths.js';
 import { maxAbsDiff, paramsOf, runCli, trainFails, writeTinyModel } from './helpers.js';
 
@@ -300,5 +301,30 @@ describe('bad input', () => {
     const bad = await runCli(['train', model, '--train', 'layernorm@last', '--task', 'sst2', '--cache-budget', 'lots']);
     expect(bad.stderr.trim()).toBe("modtune: --cache-budget must be a number, got 'lots'");
     expect(bad.code).not.toBe(0);
+  });
+});
+
+describe('sweep --cache-frozen', () => {
+  it('passes the option to every cell (grid.json field or flag), each cell caching what it can', async () => {
+    const root = tmpDir('modtune-cf-sweep-');
+    const gridFile = path.join(root, 'grid.json');
+    fs.writeFileSync(gridFile, JSON.stringify({ cacheFrozen: 'yes' }));
+    expect(() => readGridFile(gridFile)).toThrow(`${gridFile}: field 'cacheFrozen': expected a boolean, got "yes"`);
+    fs.writeFileSync(gridFile, JSON.stringify({ cacheFrozen: true }));
+    expect(readGridFile(gridFile)).toEqual({ cacheFrozen: true });
+
+    const out = path.join(root, 'sweep');
+    const r = await sweep({
+      model, data: GLUE, cacheDir: false, out, tasks: ['rte'], train: ['layernorm@1', 'bias'], seeds: [42], lr: [1e-2],
+      epochs: 1, limitTrain: 16, limitEval: 8, batchSize: 8, dropout: 0, cacheFrozen: true, workers: 1, log: () => {},
+    });
+    expect(r).toMatchObject({ total: 2, done: 2, failed: 0 });
+    const cell = (id: string) => ({ cfg: readConfig(path.join(out, 'runs', id)), log: fs.readFileSync(path.join(out, 'logs', `${id}.log`), 'utf8') });
+    const top = cell('RTE-layernorm@1-s42-lr1e-2');
+    expect(top.cfg.cacheFrozen).toBe(true);
+    expect(top.log).toMatch(/--cache-frozen: the embeddings and layer 0 ran once over 24 examples/);
+    const bias = cell('RTE-bias-s42-lr1e-2');
+    expect(bias.cfg.cacheFrozen).toBe(true);
+    expect(bias.log).toMatch(/--cache-frozen: nothing to cache: the selection trains the embeddings \(bert\.embeddings\.\S+\.bias\)/);
   });
 });

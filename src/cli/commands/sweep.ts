@@ -9,7 +9,7 @@ interface SweepFlags {
   model?: string; grid?: string; preset?: string; tasks?: string; train?: string; seeds?: string; lr?: string;
   epochs?: number; maxSteps?: number; batchSize?: number; gradAccum?: number; groupByLength?: boolean; maxGradNorm?: number; lrSchedule?: 'linear' | 'constant'; warmupRatio?: number;
   weightDecay?: number; optimizer?: 'adamw' | 'sgd'; dropout?: number; maxLength?: number; evalEvery?: number; earlyStop?: number;
-  limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; newHead?: boolean; freezeHead?: boolean; tokenizer?: string;
+  limitTrain?: number; limitEval?: number; backend?: 'native' | 'ort-web'; newHead?: boolean; freezeHead?: boolean; cacheFrozen?: boolean; tokenizer?: string;
   data?: string; out?: string; workers?: number; threads?: number; resume?: boolean; force?: boolean;
   queue?: string; queueName?: string; queueTimeout?: number; detach?: boolean; status?: boolean; modelUrl?: string; tokenizerUrl?: string;
 }
@@ -45,6 +45,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'native or ort-web (default native)')
     .option('--new-head', "replace the model's classification head with a new one")
     .option('--freeze-head', 'do not train the classification head')
+    .option('--cache-frozen', 'each cell runs its frozen layers below the first trained one once per example (train --cache-frozen)')
     .option('--tokenizer <file>', 'tokenizer.json or vocab.txt (default: beside the model)')
     .option('--data <dir>', 'GLUE data folder (holding <Task>/)')
     .option('--out <dir>', 'sweep folder (required)')
