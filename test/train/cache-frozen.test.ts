@@ -17,9 +17,10 @@ import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { collate } from '../../src/data/batching.js';
 import { encodeExamples } from '../../src/data/encoded.js';
 import { loadModel } from '../../src/onnx/io.js';
-import { readConfig, readMetrics, train, TrainInterrupted, type TrainOptions, type TrainRecord, type EvalRecord } from '../../src/train/index.js';
+import { evaluateRun, readConfig, readMetrics, readSummary, train, TrainInterrupted, type TrainOptions, type TrainRecord, type EvalRecord } from '../../src/train/index.js';
 import { readGridFile, sweep } from '../../src/sweep/index.js';
-import { GLUE, tmpDir, VOCAB } from '../helpers/paths.js';
+import { FIXTURES, GLUE, tmpDir, VOCAB } from '../helpers/paths.js';
+import { readSafetensors } from '../../src/bert/safetensors.js';
 import { maxAbsDiff, paramsOf, runCli, trainFails, writeTinyModel } from './helpers.js';
 
 const quiet = { cacheDir: false as const, data: GLUE, threads: 1 };
@@ -143,6 +144,30 @@ describe('artifacts built with cacheFrozen', () => {
     expect(fs.existsSync(path.join(root, 'ort'))).toBe(false);
   });
 
+  // Exporters' graphs (torch.onnx training export with in-graph transposes; optimum's DistilBERT).
+  for (const [fixture, selection] of [['torch113/tiny_bert_torch113_training.onnx', 'layernorm@1'], ['optimum_tiny-distilbert-sst2.onnx', 'layernorm@last']] as const) {
+    it(`cut an exported graph the same way (${fixture}, ${selection})`, async () => {
+      const out = path.join(tmpDir('modtune-cf-fixture-'), 'art');
+      const r = generateArtifacts({ model: path.join(FIXTURES, fixture), train: selection, task: 'sst2', out, dropout: 0, newHead: true, tokenizer: VOCAB, cacheFrozen: true });
+      const fp = r.manifest.native!.frozenPrefix!;
+      expect(fp.layer).toBe(1);
+      const [full, prefix, suffix] = await Promise.all([r.manifest.native!.eval.file, fp.prefix.file, fp.eval.file].map((f) => ort.InferenceSession.create(path.join(out, f), { intraOpNumThreads: 1 })));
+      const [B, S] = [2, 6];
+      const ints = (f: (i: number) => bigint) => new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => f(i)), [B, S]);
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: ints((i) => BigInt(100 + ((i * 37) % 500))), attention_mask: ints((i) => (i < S || i % S < 4 ? 1n : 0n)), token_type_ids: ints(() => 0n),
+        labels: new ort.Tensor('int64', BigInt64Array.of(0n, 1n), [B]),
+      };
+      for (const [name, t] of readSafetensors(path.join(out, 'params.safetensors')).tensors) feeds[name] = new ort.Tensor('float32', t.data, t.shape);
+      const only = (s: ort.InferenceSession, f: Record<string, ort.Tensor>) => Object.fromEntries(Object.entries(f).filter(([k]) => s.inputNames.includes(k)));
+      const want = (await full.run(only(full, feeds))).loss!.data as Float32Array;
+      const hidden = (await prefix.run(only(prefix, feeds))).hidden_states!;
+      const got = (await suffix.run(only(suffix, { ...feeds, hidden_states: hidden }))).loss!.data as Float32Array;
+      expect(Math.abs(got[0]! - want[0]!)).toBeLessThanOrEqual(TOL);
+      await Promise.all([full.release(), prefix.release(), suffix.release()]);
+    });
+  }
+
   it('refuse a manifest whose frozen-prefix model lies outside the folder', () => {
     const copy = path.join(tmpDir('modtune-cf-tamper-'), 'art');
     fs.cpSync(dir, copy, { recursive: true });
@@ -184,6 +209,13 @@ describe('a cached run equals the uncached run (dropout 0)', () => {
     expect(maxAbsDiff(paramsOf(path.join(uncached, 'best/params.safetensors')), paramsOf(path.join(cached, 'best/params.safetensors')))).toBeLessThanOrEqual(TOL);
     // ...and training did move them (a comparison of two unchanged starts would prove nothing).
     expect(maxAbsDiff(finalParams(cached), paramsOf(path.join(cached, 'artifacts/params.safetensors')))).toBeGreaterThan(1e-3);
+  });
+
+  it('leaves what comes after training unchanged: eval of the run (full models, token ids) scores as the run did', async () => {
+    const r = await evaluateRun({ dir: cached, data: GLUE, limitEval: 32, threads: 1, cacheDir: false });
+    const summary = readSummary(cached)!;
+    expect(r.source.step).toBe(summary.bestStep);
+    expect(r.metrics).toEqual(summary.bestMetrics);
   });
 
   it('falls back to the uncached run, with a message, when the cache is over its budget', async () => {
