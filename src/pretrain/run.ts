@@ -96,6 +96,8 @@ export interface ResolvedPretrain {
   evalSequences: number;
   saveEvery: number;
   seed: number;
+  /** The model folder's weights stored as float16 (an output choice, kept so a resume keeps it). */
+  fp16?: boolean;
 }
 
 export interface PretrainSummary {
@@ -203,6 +205,8 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
   if (o.resume) {
     cfg = JSON.parse(fs.readFileSync(path.join(tdir, OPTIONS_FILE), 'utf8')) as ResolvedPretrain;
     checkResumeOptions(cfg, o);
+    // The weights' storage does not change the training: a resume keeps the run's choice unless told.
+    cfg.fp16 = o.fp16 ?? cfg.fp16 ?? false;
     tokenizer = loadTokenizer(cfg.tokenizer);
     shard = await loadOrBuildShard({ corpus: o.corpus?.length ? o.corpus : cfg.corpus, tokenizer, cacheDir, log });
     if (shard.meta.key !== cfg.corpusKey) {
@@ -260,7 +264,7 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
     const trained = backend.getParameters();
     const weights: WeightMap = new Map([...art.weights].map(([k, t]) => [k, trained.has(k) ? { shape: t.shape, data: trained.get(k)! } : t]));
     writeModelFolder(out, {
-      config, weights, vocabText: vocabText(cfg.tokenizer), lowercase: tokenizer.lowercase, fp16: o.fp16,
+      config, weights, vocabText: vocabText(cfg.tokenizer), lowercase: tokenizer.lowercase, fp16: cfg.fp16,
       record: {
         format: 'modtune-pretrain', modtuneVersion: VERSION, complete,
         corpus: { files: shard.meta.files.map((f) => ({ path: path.basename(f.path), sha256: f.sha256, tokens: f.tokens })), trainTokens: shard.meta.tokens.train, heldOutTokens: shard.meta.tokens.heldOut },
@@ -374,6 +378,7 @@ function resolveOptions(o: PretrainOptions, tokFile: string, shard: TokenShard):
     evalSequences: checkRange('eval-sequences', o.evalSequences ?? DEFAULTS.evalSequences, 0, 1e6, true),
     saveEvery: checkRange('save-every', o.saveEvery ?? DEFAULTS.saveEvery, 1, 1e9, true),
     seed: checkRange('seed', o.seed ?? DEFAULTS.seed, 0, 2 ** 31, true),
+    fp16: !!o.fp16,
   };
 }
 

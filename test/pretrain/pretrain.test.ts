@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBert } from '../../src/bert/build.js';
+import { readSafetensors } from '../../src/bert/safetensors.js';
 import { readModelFolder } from '../../src/pretrain/model-folder.js';
 import { evaluateModelFolder } from '../../src/pretrain/evaluate.js';
 import { pretrain, type PretrainOptions } from '../../src/pretrain/run.js';
@@ -113,6 +114,17 @@ describe('modtune pretrain', () => {
     expect(fs.readFileSync(path.join(killed, 'model.safetensors')).equals(fs.readFileSync(path.join(whole, 'model.safetensors')))).toBe(true);
     const evalsOf = (d: string) => fs.readFileSync(path.join(d, 'training/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
     expect(evalsOf(killed)).toEqual(evalsOf(whole));
+  });
+
+  it('a resume keeps the run\'s --fp16 storage (the resume command does not repeat it)', async () => {
+    const out = path.join(root, 'half');
+    const dtypes = () => new Set([...readSafetensors(path.join(out, 'model.safetensors')).tensors.values()].map((t) => t.dtype));
+    const stop = new AbortController();
+    const first = pretrain(quick(out, { steps: 20, evalEvery: 10, saveEvery: 5, fp16: true, log: (l) => { if (/step 10:/.test(l)) stop.abort(); }, signal: stop.signal }));
+    await expect(first).rejects.toThrow(/interrupted at step \d+ of 20/);
+    expect(dtypes()).toEqual(new Set(['F16']));
+    expect(await pretrain({ out, resume: true, cacheDir: cache, threads: 2 })).toMatchObject({ steps: 20 });
+    expect(dtypes()).toEqual(new Set(['F16']));
   });
 
   it('refuses a resume on another corpus or with other options, and an occupied --out', async () => {
