@@ -23,8 +23,7 @@ import { LrSchedule, Manifest, MANIFEST_FORMAT, MANIFEST_VERSION } from './manif
 import { buildNativeModels, describeModel, NativeParam } from './native/build.js';
 import { checkMaxGradNorm, DEFAULT_ADAMW, DEFAULT_MAX_GRAD_NORM, OptimizerConfig } from './native/optimizer.js';
 import { writeOrtArtifacts } from './ort/write.js';
-import { frozenPrefixCut, planFrozenPrefix, prefixModel, removeDropoutsBelow, suffixModel, type FrozenPrefixPlan } from './native/frozen-prefix.js';
-import { LABELS } from '../heads/loss.js';
+import { buildFrozenPrefixModels, frozenPrefixCut, planFrozenPrefix, removeDropoutsBelow, type FrozenPrefixPlan } from './native/frozen-prefix.js';
 import { checkKind, resolveInside } from '../util/inside.js';
 
 export type ArtifactFormat = 'native' | 'ort' | 'both';
@@ -160,8 +159,10 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
   const selection: Selection = selectParameters(structure, opts.train, { seed, freezeHead: opts.freezeHead, values: structure.values });
   const rates = dropoutRates(base, opts.dropout);
   const frozenPlan = opts.cacheFrozen ? planFrozenPrefix(selection.parameters, structure.numLayers) : undefined;
-  const cut = frozenPlan && 'layer' in frozenPlan ? frozenPrefixCut(headed.infer, frozenPlan.layer, opts.model) : undefined;
-  // The layers run once per example run without dropout, in every training model alike.
+  const frozenLayer = frozenPlan && 'layer' in frozenPlan ? frozenPlan.layer : undefined;
+  const cut = frozenLayer !== undefined ? frozenPrefixCut(headed.infer, frozenLayer, opts.model) : undefined;
+  // Layers that run once per example cannot drop out anew at each step: no training model of
+  // the folder drops out there, so cached and uncached runs compute the same.
   if (cut) removeDropoutsBelow(headed.train, cut.value);
 
   const prepare = (m: Model): ExposedParameter[] => {
@@ -242,7 +243,7 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       initialValues: 'params.safetensors',
       masks: masked.length ? 'masks.safetensors' : null,
       optimizer: { name: optimizer.name, lr, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, weightDecay: optimizer.weightDecay, schedule, maxGradNorm: optimizer.maxGradNorm! },
-      dropout: { override: opts.dropout ?? null, rates, ...(cut && frozenPlan && 'layer' in frozenPlan && { offBelowLayer: frozenPlan.layer }) },
+      dropout: { override: opts.dropout ?? null, rates, ...(frozenLayer !== undefined && { offBelowLayer: frozenLayer }) },
       tokenizer: { file: tokenizerFile, lowercase: opts.lowercase ?? true, maxLength },
     };
 
@@ -256,12 +257,8 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
         { model: models.eval, file: path.join(dir, 'eval.onnx') },
         { model: models.infer, file: path.join(dir, 'infer.onnx') },
       ];
-      let cached: { prefix: Model; trainStep: Model; gradient: Model; eval: Model } | undefined;
-      if (cut) {
-        const keep = [...params.map((p) => p.name), LABELS];
-        const suffix = (m: Model) => suffixModel(m, cut.value, cut.hiddenSize, keep, opts.model);
-        const models2 = buildNativeModels(suffix(train), suffix(evalModel), headed.infer, params, optimizer);
-        cached = { prefix: prefixModel(evalModel, cut.value, cut.hiddenSize, opts.model), trainStep: models2.trainStep, gradient: models2.gradient, eval: models2.eval };
+      const cached = cut && buildFrozenPrefixModels(train, evalModel, params, optimizer, cut, opts.model);
+      if (cached) {
         entries.push(
           { model: cached.prefix, file: path.join(dir, 'frozen_prefix.onnx') },
           { model: cached.trainStep, file: path.join(dir, 'cached_train_step.onnx') },
@@ -277,9 +274,9 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
         infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
         weights: 'native/weights.bin',
       };
-      if (cached && frozenPlan && 'layer' in frozenPlan) {
+      if (cached) {
         manifest.native.frozenPrefix = {
-          layer: frozenPlan.layer,
+          layer: frozenLayer!,
           hiddenSize: cut!.hiddenSize,
           prefix: describeModel(cached.prefix, rel(entries[4]!.file), paramNames),
           trainStep: describeModel(cached.trainStep, rel(entries[5]!.file), paramNames),

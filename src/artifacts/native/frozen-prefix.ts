@@ -13,6 +13,9 @@ import { cloneModel, type Dim, type Graph, type Model, type Node } from '../../o
 import { findEncoder } from '../../heads/index.js';
 import { constantValues } from '../../heads/patterns.js';
 import type { ModuleName } from '../../modules/types.js';
+import { LABELS } from '../../heads/loss.js';
+import { buildNativeModels, type NativeParam } from './build.js';
+import type { OptimizerConfig } from './optimizer.js';
 
 /** Graph input name (and manifest role) of the cached hidden states in the suffix models. */
 export const HIDDEN_STATES = 'hidden_states';
@@ -150,4 +153,28 @@ export function prefixModel(model: Model, cut: string, hiddenSize: number, label
   }
   g.topologicalSort();
   return m;
+}
+
+/** The `--cache-frozen` models of a headed train/eval pair whose trainable parameters are inputs. */
+export interface FrozenPrefixModels {
+  prefix: Model;
+  trainStep: Model;
+  gradient: Model;
+  eval: Model;
+}
+
+/**
+ * The prefix (from the eval model) and the native training models built, like the full ones, on
+ * the suffixes of the train and eval models.
+ */
+export function buildFrozenPrefixModels(
+  train: Model, evalModel: Model, params: NativeParam[], optimizer: OptimizerConfig,
+  cut: { value: string; hiddenSize: number }, label: string,
+): FrozenPrefixModels {
+  const keep = [...params.map((p) => p.name), LABELS];
+  const suffix = (m: Model) => suffixModel(m, cut.value, cut.hiddenSize, keep, label);
+  const prefix = prefixModel(evalModel, cut.value, cut.hiddenSize, label);
+  // buildNativeModels passes its infer model through untouched; the prefix stands in for it.
+  const { trainStep, gradient, eval: evalOut } = buildNativeModels(suffix(train), suffix(evalModel), prefix, params, optimizer);
+  return { prefix, trainStep, gradient, eval: evalOut };
 }
