@@ -269,7 +269,7 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
         format: 'modtune-pretrain', modtuneVersion: VERSION, complete,
         corpus: { files: shard.meta.files.map((f) => ({ path: path.basename(f.path), sha256: f.sha256, tokens: f.tokens })), trainTokens: shard.meta.tokens.train, heldOutTokens: shard.meta.tokens.heldOut },
         tokens: step * tokensPerStep, tokensBefore, tokensTotal: tokensBefore + step * tokensPerStep, steps: step, totalSteps: cfg.totalSteps, wallSeconds: Math.round(elapsedNow()), trainSeconds: Math.round(trainSec),
-        heldOut: lastEval, options: { ...cfg, corpus: cfg.corpus.map((c) => path.basename(c)), tokenizer: path.basename(cfg.tokenizer) },
+        heldOut: lastEval, options: { ...cfg, corpus: cfg.corpus.map((c) => path.basename(c)), tokenizer: path.basename(cfg.tokenizer), from: cfg.from && path.basename(cfg.from) },
       },
     });
   };

@@ -127,6 +127,23 @@ describe('modtune pretrain', () => {
     expect(dtypes()).toEqual(new Set(['F16']));
   });
 
+  it('--from continues a model folder: it starts where that model ended, and pretrain.json counts both runs', async () => {
+    const base = path.join(root, 'from-base');
+    await pretrain(quick(base, { steps: 10, evalEvery: 10, saveEvery: 10 }));
+    const before = JSON.parse(fs.readFileSync(path.join(base, 'pretrain.json'), 'utf8'));
+    const out = path.join(root, 'from-next');
+    const { tokenizer: _t, preset: _p, ...rest } = quick(out, { steps: 10, evalEvery: 10, saveEvery: 10 });
+    await pretrain({ ...rest, from: base });
+    const evals = fs.readFileSync(path.join(out, 'training/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+    // Step 0 of the continuation scores the base model's weights on the same held-out masks.
+    expect(evals[0].loss).toBeCloseTo(before.heldOut.loss, 5);
+    expect(evals[1].loss).toBeLessThan(evals[0].loss);
+    const record = JSON.parse(fs.readFileSync(path.join(out, 'pretrain.json'), 'utf8'));
+    expect(record).toMatchObject({ tokens: 10 * 16 * 64, tokensBefore: 10 * 16 * 64, tokensTotal: 2 * 10 * 16 * 64, options: { from: 'from-base', preset: null } });
+    // The record names files, never this machine's folders.
+    expect(JSON.stringify(record)).not.toContain(root);
+  });
+
   it('refuses a resume on another corpus or with other options, and an occupied --out', async () => {
     const out = path.join(root, 'other');
     await pretrain(quick(out, { steps: 5, evalEvery: 5, saveEvery: 5 }));
