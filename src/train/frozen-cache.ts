@@ -87,6 +87,11 @@ export function planFrozenCache(
   return { layer: fp.layer, hiddenSize: fp.hiddenSize, bytes, examples };
 }
 
+/** Prefix runs over `examples` examples in batches of `batchSize`. */
+export function prefixRuns(examples: number, batchSize: number): number {
+  return Math.ceil(examples / batchSize);
+}
+
 /** Thrown when an abort signal stops the prefix pass between batches. */
 export class FrozenCacheAbandoned extends Error {
   constructor() {
@@ -103,6 +108,8 @@ export interface FrozenPassOptions {
   /** Examples per prefix run. */
   batchSize: number;
   signal?: AbortSignal;
+  /** Called after each prefix run (a batch of up to batchSize examples) with the runs done so far in the call. */
+  onProgress?: (runs: number) => void;
 }
 
 /**
@@ -116,7 +123,12 @@ export async function computeFrozenLayers(datasets: EncodedDataset[], o: FrozenP
   const session = await createSession(file, o.device, o.threads);
   try {
     const out: EncodedDataset[] = [];
-    for (const ds of datasets) out.push({ ...ds, hiddenStates: { width: fp.hiddenSize, rows: await runPrefix(session, fp.prefix, file, ds, fp.hiddenSize, o) } });
+    let before = 0;
+    for (const ds of datasets) {
+      const rows = await runPrefix(session, fp.prefix, file, ds, fp.hiddenSize, { ...o, onProgress: (n) => o.onProgress?.(before + n) });
+      out.push({ ...ds, hiddenStates: { width: fp.hiddenSize, rows } });
+      before += prefixRuns(ds.size, o.batchSize);
+    }
     return out;
   } finally {
     await session.release();
@@ -153,6 +165,7 @@ async function runPrefix(session: ort.InferenceSession, spec: ModelSpec, file: s
       // A copy: the batch's output buffer is freed once every example has its own rows.
       rows[example] = h.slice(row * batch.seqLen * width, (row * batch.seqLen + len) * width);
     });
+    o.onProgress?.(start / o.batchSize + 1);
   }
   return rows;
 }

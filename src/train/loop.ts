@@ -23,7 +23,7 @@ import {
 } from './run-folder.js';
 import { learningRate, type Schedule } from './schedule.js';
 import type { EncodedDataset } from '../data/encoded.js';
-import { computeFrozenLayers, DEFAULT_CACHE_BUDGET_MB, FrozenCacheAbandoned, layersBelow, planFrozenCache, type FrozenCachePlan } from './frozen-cache.js';
+import { computeFrozenLayers, DEFAULT_CACHE_BUDGET_MB, FrozenCacheAbandoned, layersBelow, planFrozenCache, prefixRuns, type FrozenCachePlan } from './frozen-cache.js';
 
 /** Thrown after an aborted run (Ctrl-C) has written its checkpoint. */
 export class TrainInterrupted extends ModtuneError {
@@ -226,16 +226,22 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
   }
 
   async function cacheFrozenLayers(plan: FrozenCachePlan): Promise<NonNullable<typeof cached>> {
+    // One progress step per prefix run (a batch).
+    const trainRuns = prefixRuns(trainSet.size, cfg.batchSize);
+    const runs = trainRuns + devSets.reduce((n, d) => n + prefixRuns(d.dataset.size, cfg.batchSize), 0);
+    const bar = o.progress ? createProgress({ total: runs, label: `frozen ${layersBelow(plan.layer)}`, stream: o.progress, unit: 'steps' }) : undefined;
     const pass = { artifactsDir: cfg.artifacts, manifest, device: cfg.device, threads: cfg.threads ?? undefined, batchSize: cfg.batchSize, signal: o.signal };
     const t0 = performance.now();
     try {
-      const [train] = await computeFrozenLayers([trainSet], pass);
+      const [train] = await computeFrozenLayers([trainSet], { ...pass, onProgress: (n) => bar?.update(n) });
       const t1 = performance.now();
-      const dev = await computeFrozenLayers(devSets.map((d) => d.dataset), pass);
+      const dev = await computeFrozenLayers(devSets.map((d) => d.dataset), { ...pass, onProgress: (n) => bar?.update(trainRuns + n) });
+      bar?.done();
       const seconds = (performance.now() - t0) / 1000;
       log(`--cache-frozen: the embeddings and ${layersBelow(plan.layer)} ran once over ${plan.examples} examples in ${seconds.toFixed(1)} s (${(plan.bytes / 1024 / 1024).toFixed(1)} MiB of hidden states kept in memory); every step starts at layer ${plan.layer}`);
       return { trainSet: train!, devSets: devSets.map((d, i) => ({ split: d.split, dataset: dev[i]! })), seconds, trainSeconds: (t1 - t0) / 1000 };
     } catch (e) {
+      bar?.done(e instanceof FrozenCacheAbandoned ? 'interrupted' : 'stopped');
       if (e instanceof FrozenCacheAbandoned) {
         const at = ck?.state.step ?? 0;
         throw new TrainInterrupted(runDir, at, total, `interrupted while computing the frozen layers, before step ${at + 1} of ${total}; nothing new to save. Continue with: modtune train --resume --out ${runDir}`);
