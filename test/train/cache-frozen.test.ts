@@ -91,6 +91,9 @@ describe('artifacts built with cacheFrozen', () => {
     expect(m.native!.trainStep.inputs.map((i) => i.role)).toContain('input_ids');
     for (const key of ['prefix', 'trainStep', 'gradient', 'eval'] as const) expect(fs.existsSync(path.join(dir, fp[key].file))).toBe(true);
     expect(readManifest(plain).native!.frozenPrefix).toBeUndefined();
+    // The eight models share one copy of the frozen weights.
+    const weights = (d: string) => fs.statSync(path.join(d, 'native/weights.bin')).size;
+    expect(weights(dir)).toBe(weights(plain));
   });
 
   it('drop out only at and above layer k, in the full train step as in the cached one', () => {
