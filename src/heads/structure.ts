@@ -71,7 +71,7 @@ export function findEncoder(g: Graph, consts: Set<string>, label: string): Encod
   const hiddenSize = residuals[residuals.length - 1]!.layerNorm.hidden ?? embeddings.hidden;
   if (!hiddenSize) throw new ModtuneError(`${label}: cannot tell the hidden size: LayerNorm at '${embeddings.output}' has no constant scale/bias`);
 
-  const encoderNodes = ancestorNodes(g, hidden);
+  const encoderNodes = g.ancestors(hidden);
   const softmaxes = g.nodes.filter((n) => n.opType === 'Softmax' && encoderNodes.has(n));
 
   const cls = findClsVector(g, hidden, consts);
@@ -134,23 +134,6 @@ function nextResidual(
     if (layerNorm) return { add, denseOutput: other, layerNorm };
   }
   return undefined;
-}
-
-/** Every node the value `to` depends on. */
-function ancestorNodes(g: Graph, to: string): Set<Node> {
-  const nodes = new Set<Node>();
-  const seen = new Set<string>();
-  const stack = [to];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (seen.has(v)) continue;
-    seen.add(v);
-    const p = g.producer(v);
-    if (!p || nodes.has(p)) continue;
-    nodes.add(p);
-    for (const i of p.inputs) if (i) stack.push(i);
-  }
-  return nodes;
 }
 
 /**

@@ -162,6 +162,23 @@ export class Graph {
   }
 
   /** Nodes that read `value`, in graph order. */
+  /** Every node `value` is computed from (its producer, that node's producers, and so on). */
+  ancestors(value: string): Set<Node> {
+    const nodes = new Set<Node>();
+    const seen = new Set<string>();
+    const stack = [value];
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const p = this.producer(v);
+      if (!p || nodes.has(p)) continue;
+      nodes.add(p);
+      for (const i of p.inputs) if (i) stack.push(i);
+    }
+    return nodes;
+  }
+
   consumers(value: string): Node[] {
     if (!this.consumerIndex) this.buildIndex();
     return this.consumerIndex!.get(value) ?? [];

@@ -61,23 +61,6 @@ export function frozenPrefixCut(model: Model, layer: number, label: string): { v
   return { value: residual.layerNorm.output, hiddenSize: enc.hiddenSize };
 }
 
-/** Every node `value` is computed from. */
-function ancestors(g: Graph, value: string): Set<Node> {
-  const nodes = new Set<Node>();
-  const stack = [value];
-  const seen = new Set<string>();
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (seen.has(v)) continue;
-    seen.add(v);
-    const p = g.producer(v);
-    if (!p || nodes.has(p)) continue;
-    nodes.add(p);
-    for (const i of p.inputs) if (i) stack.push(i);
-  }
-  return nodes;
-}
-
 /**
  * Take out the Dropout nodes below the cut (those `cut` depends on): the frozen layers run once,
  * so they cannot drop out differently at every step. Every training model of an artifacts folder
@@ -86,7 +69,7 @@ function ancestors(g: Graph, value: string): Set<Node> {
 export function removeDropoutsBelow(model: Model, cut: string): number {
   const g = model.graph;
   if (!g.producer(cut)) throw new ModtuneError(`graph '${g.name}': value '${cut}' is not computed in the train model`);
-  const below = [...ancestors(g, cut)].filter((n) => n.opType === 'Dropout' && (n.domain === '' || n.domain === 'ai.onnx'));
+  const below = [...g.ancestors(cut)].filter((n) => n.opType === 'Dropout' && (n.domain === '' || n.domain === 'ai.onnx'));
   for (const n of below) {
     const [input, output] = [n.inputs[0]!, n.outputs[0]!];
     g.replaceUses(output, input);
