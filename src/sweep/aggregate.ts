@@ -58,10 +58,11 @@ export function aggregate(results: Iterable<CellResult>): Score[] {
   return out;
 }
 
-/** `layernorm@3` → 3. */
-export function layerOf(selection: string): number | null {
-  const m = /^layernorm@(\d+)$/.exec(selection.trim());
-  return m ? Number(m[1]) : null;
+/** `layernorm@3` → 3; `layernorm@last` → the model's last layer. */
+export function layerOf(selection: string, numLayers: number): number | null {
+  const m = /^layernorm@(\d+|last)$/.exec(selection.trim());
+  if (!m) return null;
+  return m[1] === 'last' ? numLayers - 1 : Number(m[1]);
 }
 
 /** `layernorm:top=10%` → { target: 'layernorm', kind: 'top', amount: '10%' }. */

@@ -30,8 +30,8 @@ export function scoreVsShareSpec(scores: Score[]): TopLevelSpec {
 }
 
 /** The layer-wise LayerNorm experiment: score by layer, one line per task. */
-export function layerwiseSpec(scores: Score[]): TopLevelSpec {
-  const values = scores.filter((s) => layerOf(s.selection) !== null).map((s) => ({ layer: layerOf(s.selection), task: s.task, score: s.mean, std: s.std }));
+export function layerwiseSpec(scores: Score[], numLayers: number): TopLevelSpec {
+  const values = scores.filter((s) => layerOf(s.selection, numLayers) !== null).map((s) => ({ layer: layerOf(s.selection, numLayers), task: s.task, score: s.mean, std: s.std }));
   return {
     $schema: SCHEMA, title: 'LayerNorms of one layer trained alone', width: 420, height: 280,
     data: { values },

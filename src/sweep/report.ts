@@ -59,8 +59,9 @@ export async function writeReport(dir: string, manifest: SweepManifest, results:
   };
 
   const tables: Table[] = [];
-  const moduleRows = manifest.grid.train.filter((s) => layerOf(s) === null && !subsetOf(s));
-  const layerRows = manifest.grid.train.filter((s) => layerOf(s) !== null).sort((a, b) => layerOf(a)! - layerOf(b)!);
+  const layers = manifest.base.numLayers;
+  const moduleRows = manifest.grid.train.filter((s) => layerOf(s, layers) === null && !subsetOf(s));
+  const layerRows = manifest.grid.train.filter((s) => layerOf(s, layers) !== null).sort((a, b) => layerOf(a, layers)! - layerOf(b, layers)!);
   const subsetRows = manifest.grid.train.filter((s) => subsetOf(s));
   const seedsNote = `dev score of the best evaluation, mean ± standard deviation over ${manifest.grid.seeds.length} seed(s) at the learning rate with the best mean (chosen per selection and task)`;
   if (moduleRows.length) {
@@ -73,7 +74,7 @@ export async function writeReport(dir: string, manifest: SweepManifest, results:
   if (layerRows.length) {
     tables.push({
       title: 'LayerNorms of one layer', note: seedsNote, header: ['selection', 'trainable', 'share', ...taskHeader, 'average'], rows: layerRows.map(row),
-      plots: scores.some((s) => layerOf(s.selection) !== null) ? [await plot('layerwise-layernorm', layerwiseSpec(scores))] : [],
+      plots: scores.some((s) => layerOf(s.selection, layers) !== null) ? [await plot('layerwise-layernorm', layerwiseSpec(scores, layers))] : [],
     });
   }
   if (subsetRows.length) {

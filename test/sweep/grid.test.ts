@@ -100,8 +100,10 @@ describe('sweep grid', () => {
     expect(s!.std).toBeCloseTo(Math.sqrt(0.08), 12);
     expect(s!.byLr.map((b) => [b.lr, b.seeds])).toEqual([[1e-4, 1], [1e-3, 2], [1e-2, 2]]);
     expect(sampleStd([1])).toBe(0);
-    expect(layerOf('layernorm@11')).toBe(11);
-    expect(layerOf('layernorm@0-3')).toBeNull();
+    expect(layerOf('layernorm@11', 12)).toBe(11);
+    // The quick preset's `layernorm@last` belongs in the layer-wise table, at the model's last layer.
+    expect(layerOf('layernorm@last', 4)).toBe(3);
+    expect(layerOf('layernorm@0-3', 12)).toBeNull();
     expect(subsetOf('layernorm:random=5%')).toEqual({ target: 'layernorm', kind: 'random', amount: '5%' });
   });
 
