@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import('../dist/cli/main.js').then((m) => m.main(process.argv));
+const { relaunchWithHugePages } = await import('../dist/cli/huge-pages.js');
+if (!relaunchWithHugePages(process.argv)) (await import('../dist/cli/main.js')).main(process.argv);

@@ -3,6 +3,7 @@ import { ModtuneError } from '../errors.js';
 import { fsErrorMessage } from './fs-errors.js';
 import { VERSION } from '../version.js';
 import { commands } from './commands/index.js';
+import { relaunchWithHugePages } from './huge-pages.js';
 
 export function buildProgram(): Command {
   const program = new Command('modtune')
@@ -41,4 +42,4 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isEntry) void main(process.argv);
+if (isEntry && !relaunchWithHugePages(process.argv)) void main(process.argv);
