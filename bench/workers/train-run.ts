@@ -11,7 +11,7 @@ const t0 = performance.now();
 const s = await train({ ...options, log: (l) => lines.push(l) });
 const wallSeconds = (performance.now() - t0) / 1000;
 process.stdout.write(JSON.stringify({
-  wallSeconds: +wallSeconds.toFixed(2), steps: s.steps, examplesPerSec: +s.examplesPerSec.toFixed(1),
+  wallSeconds: +wallSeconds.toFixed(2), steps: s.steps, examplesPerSec: +s.examplesPerSec.toFixed(1), paddingShare: s.paddingShare,
   finalMetrics: s.finalMetrics, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   cache: lines.find((l) => l.startsWith('--cache-frozen')) ?? null,
 }) + '\n');

@@ -28,14 +28,23 @@ function glibcVersion(): [number, number] | null {
   return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
-/** Whether `argv` (process.argv) should run in a huge-page child, and the environment to give it. */
-export function hugePagesEnv(argv: string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | null {
-  if (env.MODTUNE_HUGE_PAGES === '0' || env[PARENT_ENV]) return null;
+/**
+ * The environment a process should start with to get huge-page malloc, or null when it already has
+ * it, the user turned it off (MODTUNE_HUGE_PAGES=0) or this C library has no such tunable.
+ */
+export function withHugePages(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | null {
+  if (env.MODTUNE_HUGE_PAGES === '0') return null;
   if (/glibc\.malloc\.hugetlb=/.test(env.GLIBC_TUNABLES ?? '')) return null;
-  if (!HEAVY_COMMANDS.has(argv[2] ?? '')) return null;
   const v = glibcVersion();
   if (!v || v[0] < 2 || (v[0] === 2 && v[1] < 35)) return null;
-  return { ...env, GLIBC_TUNABLES: env.GLIBC_TUNABLES ? `${env.GLIBC_TUNABLES}:${TUNABLE}` : TUNABLE, [PARENT_ENV]: String(process.pid) };
+  return { ...env, GLIBC_TUNABLES: env.GLIBC_TUNABLES ? `${env.GLIBC_TUNABLES}:${TUNABLE}` : TUNABLE };
+}
+
+/** Whether `argv` (process.argv) should run in a huge-page child, and the environment to give it. */
+export function hugePagesEnv(argv: string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | null {
+  if (env[PARENT_ENV] || !HEAVY_COMMANDS.has(argv[2] ?? '')) return null;
+  const tuned = withHugePages(env);
+  return tuned && { ...tuned, [PARENT_ENV]: String(process.pid) };
 }
 
 /**

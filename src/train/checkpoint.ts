@@ -54,6 +54,9 @@ export interface CheckpointState {
     elapsedSec: number;
     trainSec: number;
     examples: number;
+    /** Token slots of the training batches so far, and how many of them held real tokens (not padding). */
+    slots?: number;
+    tokens?: number;
   };
 }
 
@@ -190,6 +193,12 @@ export function checkCheckpoint(ck: Checkpoint, e: CheckpointExpectations): void
   const s = ck.state;
   if (s.step > e.totalSteps) throw new ModtuneError(`${where}: step ${s.step} is beyond the run's ${e.totalSteps} steps`);
   if (!s.progress || !Number.isInteger(s.progress.lastEvalStep) || s.progress.lastEvalStep > s.step) throw new ModtuneError(`${where}: field 'progress.lastEvalStep' should be an integer ≤ step ${s.step}`);
+  const { slots, tokens } = s.progress;
+  if (slots !== undefined || tokens !== undefined) {
+    if (!(Number.isSafeInteger(slots) && Number.isSafeInteger(tokens) && tokens! >= 0 && tokens! <= slots!)) {
+      throw new ModtuneError(`${where}: fields 'progress.slots' and 'progress.tokens' should be integers with 0 ≤ tokens ≤ slots`);
+    }
+  }
   if (s.best && !(Number.isInteger(s.best.step) && s.best.step <= s.step)) throw new ModtuneError(`${where}: field 'best.step' should be an integer ≤ step ${s.step}`);
   const params = path.join(ck.dir, 'params.safetensors');
   for (const p of e.parameters) {

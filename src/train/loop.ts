@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModtuneError } from '../errors.js';
-import { makeBatches, type BatchLoader } from '../data/batching.js';
+import { makeBatches, type Batch, type BatchLoader } from '../data/batching.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { OutOfMemoryError } from './backends/ort-errors.js';
 import type { TensorMap, TrainBackend } from './backends/types.js';
@@ -99,6 +99,8 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
   // The prefix pass over the training examples is training work; over the dev examples, evaluation's.
   let trainSec = (ck?.state.progress.trainSec ?? 0) + (cached?.trainSeconds ?? 0);
   let examples = ck?.state.progress.examples ?? 0;
+  let slots = ck?.state.progress.slots ?? 0;
+  let tokens = ck?.state.progress.tokens ?? 0;
   const elapsedBase = (ck?.state.progress.elapsedSec ?? 0) + (cached?.seconds ?? 0);
   const started = performance.now();
   const elapsed = () => elapsedBase + (performance.now() - started) / 1000;
@@ -120,7 +122,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
   const state = (): CheckpointState => ({
     version: 1, step, epoch: epochNow(), data: loader.getState(), rng: { data: loader.getState().rng }, best, metrics: lastMetrics,
     optimizerStateExact: backend.optimizerStateExact ?? true,
-    progress: { lastEvalStep, evalsSinceBest, elapsedSec: elapsed(), trainSec, examples },
+    progress: { lastEvalStep, evalsSinceBest, elapsedSec: elapsed(), trainSec, examples, slots, tokens },
   });
   const save = () => {
     const parameters = backend.getParameters();
@@ -190,7 +192,8 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
       trainableCount: manifest.selection.trainableCount, totalCount: manifest.selection.totalCount,
       steps: step, epochs: Number(epochNow().toFixed(4)),
       bestStep: best?.step ?? null, bestMetrics: best?.metrics ?? null, finalMetrics: lastMetrics,
-      examplesPerSec: trainSec > 0 ? examples / trainSec : 0, wallSeconds: elapsed(), backend: cfg.backend, status,
+      examplesPerSec: trainSec > 0 ? examples / trainSec : 0, paddingShare: slots > 0 ? Number((1 - tokens / slots).toFixed(4)) : 0,
+      wallSeconds: elapsed(), backend: cfg.backend, status,
     };
     writeSummary(runDir, summary);
     return summary;
@@ -204,6 +207,13 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     await backend.release();
   }
 
+  /** Counts a training batch's token slots and real tokens (for the padding share). */
+  function count(batch: Batch): Batch {
+    slots += batch.batch * batch.seqLen;
+    for (const m of batch.attentionMask) tokens += Number(m);
+    return batch;
+  }
+
   /** One optimizer update over up to gradAccum micro-batches (fewer at the end of an epoch). */
   async function update(): Promise<{ loss: number; lr: number; seen: number }> {
     const s = loader.getState();
@@ -213,13 +223,13 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
     let seen = 0;
     const lr = learningRate(step + 1, schedule);
     for (let i = 0; i < k - 1; i++) {
-      const batch = loader.next();
+      const batch = count(loader.next());
       const r = await backend.accumulate(batch);
       if (!Number.isFinite(r.loss)) return { loss: r.loss, lr, seen };
       lossSum += r.loss;
       seen += batch.batch;
     }
-    const batch = loader.next();
+    const batch = count(loader.next());
     const r = await backend.trainStep(batch, { learningRate: lr, step: step + 1, gradScale: 1 / k });
     seen += batch.batch;
     return { loss: (lossSum + r.loss) / k, lr, seen };

@@ -59,6 +59,12 @@ export interface TrainSummary {
   bestMetrics: Record<string, number> | null;
   finalMetrics: Record<string, number> | null;
   examplesPerSec: number;
+  /**
+   * Share of the training batches' token slots that were padding (each batch is padded to its
+   * longest example; `--group-by-length` makes that share small). Over this session's batches if
+   * the run was resumed from a checkpoint that did not count them.
+   */
+  paddingShare: number;
   wallSeconds: number;
   backend: string;
   /** completed: all steps done; early-stopped: --early-stop ended it. */

@@ -26,21 +26,21 @@ async function epoch(groupByLength: boolean) {
     },
   });
   const out = path.join(work, `run-${groupByLength}`);
-  await train({
+  const summary = await train({
     artifacts: artifacts(), task: 'sst2', backend: 'ort-web', limitTrain: 320, limitEval: 8, batchSize: 16, epochs: 1,
     out, data: GLUE, cacheDir: false, threads: 1, groupByLength,
   });
   const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   const tokens = seen.reduce((s, b) => s + b.batch * b.seqLen, 0);
   const real = seen.reduce((s, b) => s + b.attentionMask.reduce((a, v) => a + Number(v), 0), 0);
-  return { config, seen, paddingShare: 1 - real / tokens, order: seen.flatMap((b) => b.indices) };
+  return { config, seen, paddingShare: 1 - real / tokens, reported: summary.paddingShare, order: seen.flatMap((b) => b.indices) };
 }
 
 let built: string | undefined;
 const artifacts = () => (built ??= tinyArtifacts({ task: 'sst2', train: 'layernorm' }));
 
 describe('train --group-by-length', () => {
-  it('batches examples of similar length together: every example once per epoch, far less padding, recorded in config.json', async () => {
+  it('batches examples of similar length together: every example once per epoch, far less padding (the summary says how much), recorded in config.json', async () => {
     const plain = await epoch(false);
     const grouped = await epoch(true);
     expect(plain.config.groupByLength).toBe(false);
@@ -48,6 +48,9 @@ describe('train --group-by-length', () => {
     expect([...grouped.order].sort((a, b) => a - b)).toEqual(Array.from({ length: 320 }, (_, i) => i));
     expect(grouped.seen.length).toBe(plain.seen.length);
     expect(grouped.paddingShare).toBeLessThan(plain.paddingShare / 2);
+    // The run's summary reports the share of its batches' token slots that were padding.
+    expect(plain.reported).toBeCloseTo(plain.paddingShare, 4);
+    expect(grouped.reported).toBeCloseTo(grouped.paddingShare, 4);
     // Batches still come in a random order, not longest first.
     const lengths = grouped.seen.map((b) => b.seqLen);
     expect(lengths).not.toEqual([...lengths].sort((a, b) => b - a));

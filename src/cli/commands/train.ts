@@ -84,7 +84,7 @@ async function runTrain(options: TrainOptions): Promise<void> {
     const s = await train({ ...options, signal, log, progress: process.stderr });
     const out = process.stdout;
     out.write(`\n${s.task} · ${s.selection} · ${s.trainableCount.toLocaleString('en-US')} of ${s.totalCount.toLocaleString('en-US')} parameters trained\n`);
-    out.write(`${s.steps} steps (${s.epochs.toFixed(2)} epochs) in ${formatDuration(s.wallSeconds)}, ${s.examplesPerSec.toFixed(1)} examples/s${s.status === 'early-stopped' ? ', stopped early' : ''}\n\n`);
+    out.write(`${s.steps} steps (${s.epochs.toFixed(2)} epochs) in ${formatDuration(s.wallSeconds)}, ${s.examplesPerSec.toFixed(1)} examples/s, ${(100 * s.paddingShare).toFixed(1)}% padding${s.status === 'early-stopped' ? ', stopped early' : ''}\n\n`);
     out.write(`${metricsTable([
       { label: `best (step ${s.bestStep ?? '-'})`, metrics: s.bestMetrics },
       { label: `final (step ${s.steps})`, metrics: s.finalMetrics },
