@@ -15,7 +15,7 @@ const batch = Number(batchArg), seq = Number(seqArg), steps = Number(stepsArg);
 const manifest = JSON.parse(fs.readFileSync(path.join(dir!, 'manifest.json'), 'utf8'));
 const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'modtune-profile-')), 'step');
 const options: ort.InferenceSession.SessionOptions = {
-  graphOptimizationLevel: 'all', intraOpNumThreads: Number(threadsArg ?? 2), interOpNumThreads: 1, enableProfiling: true, profileFilePrefix: prefix,
+  graphOptimizationLevel: 'all', intraOpNumThreads: Number(threadsArg ?? 2), interOpNumThreads: 1, enableMemPattern: false, enableProfiling: true, profileFilePrefix: prefix,
 };
 const spec = manifest.native[mode === 'infer' ? 'infer' : mode === 'gradient' ? 'gradient' : 'trainStep'];
 const file = path.join(dir!, spec.file);
