@@ -8,16 +8,19 @@
  * when a process starts, hence the second process.
  *
  * The child gets its own process group, so a terminal's Ctrl-C reaches it once, through this process,
- * which forwards SIGINT, SIGTERM and SIGHUP and exits the way the child did. If this process is killed
- * outright (SIGKILL), the child notices its parent is gone and kills itself the same way.
+ * which forwards SIGINT, SIGTERM and SIGHUP and exits the way the child did. The child starts under
+ * util-linux's `setpriv --pdeathsig SIGKILL`, so the kernel kills it the moment this process dies,
+ * even by SIGKILL: `kill -9` stops a run at once, as it would without the second process. Without
+ * setpriv the command runs in place, with the default malloc.
  * MODTUNE_HUGE_PAGES=0 turns this off; a GLIBC_TUNABLES that already sets glibc.malloc.hugetlb is
  * respected as it is.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 
 const HEAVY_COMMANDS = new Set(['train', 'pretrain', 'demo', 'sweep', 'eval']);
 const TUNABLE = 'glibc.malloc.hugetlb=1';
-const PARENT_ENV = 'MODTUNE_LAUNCHER_PID';
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** glibc's version on this machine (e.g. [2, 36]), or null (not Linux, or another C library). */
@@ -42,24 +45,22 @@ export function withHugePages(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | null 
 
 /** Whether `argv` (process.argv) should run in a huge-page child, and the environment to give it. */
 export function hugePagesEnv(argv: string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | null {
-  if (env[PARENT_ENV] || !HEAVY_COMMANDS.has(argv[2] ?? '')) return null;
-  const tuned = withHugePages(env);
-  return tuned && { ...tuned, [PARENT_ENV]: String(process.pid) };
+  return HEAVY_COMMANDS.has(argv[2] ?? '') ? withHugePages(env) : null;
 }
 
 /**
  * Run this very command again in a huge-page child and mirror its exit; returns false (and does
- * nothing) when it should run here. In the child, starts the watch for a killed parent.
+ * nothing) when it should run here.
  */
 export function relaunchWithHugePages(argv: string[] = process.argv): boolean {
-  watchLauncher();
   const env = hugePagesEnv(argv, process.env);
-  if (!env) return false;
-  const child = spawn(process.execPath, [...process.execArgv, ...argv.slice(1)], { env, stdio: 'inherit', detached: true });
+  const setpriv = SETPRIV.find((f) => fs.existsSync(f));
+  if (!env || !setpriv) return false;
+  const child = spawn(setpriv, ['--pdeathsig', 'SIGKILL', '--', process.execPath, ...process.execArgv, ...argv.slice(1)], { env, stdio: 'inherit', detached: true });
   const forward = (sig: NodeJS.Signals) => { child.kill(sig); };
   for (const sig of FORWARDED) process.on(sig, forward);
   child.on('error', (e) => {
-    process.stderr.write(`modtune: could not start ${process.execPath}: ${e.message}\n`);
+    process.stderr.write(`modtune: could not start ${setpriv}: ${e.message}\n`);
     process.exit(1);
   });
   child.on('exit', (code, signal) => {
@@ -68,15 +69,4 @@ export function relaunchWithHugePages(argv: string[] = process.argv): boolean {
     else process.exit(code ?? 1);
   });
   return true;
-}
-
-/** In a relaunched child: if the launcher dies without forwarding a signal, die too. */
-function watchLauncher(): void {
-  const launcher = Number(process.env[PARENT_ENV]);
-  if (!launcher) return;
-  delete process.env[PARENT_ENV];
-  if (process.ppid !== launcher) return;
-  setInterval(() => {
-    if (process.ppid !== launcher) process.kill(process.pid, 'SIGKILL');
-  }, 500).unref();
 }

@@ -26,15 +26,42 @@ interface LockOwner {
   since: string;
 }
 
-/** Whether a process with this PID runs on this machine (EPERM: it runs, as another user). */
+/**
+ * Whether a process with this PID runs on this machine (EPERM: it runs, as another user). A zombie
+ * (exited, not yet reaped by its parent) does not run.
+ */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (command) state ..."; the command may hold spaces and parentheses.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // not Linux, or gone since the check above
+  }
+}
+
+/** How long a writer that is just dying (a killed parent's child, say) gets to let go of its lock. */
+const DYING_GRACE_MS = 1000;
+
+/** Whether the lock's owner is gone, waiting up to DYING_GRACE_MS for it to go. */
+function isStaleSoon(file: string): { stale: boolean; held: LockOwner | null } {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; ; waited += 50) {
+    if (!fs.existsSync(file)) return { stale: true, held: null };
+    const held = readOwner(file);
+    if (isStale(held) || waited >= DYING_GRACE_MS) return { stale: isStale(held), held };
+    Atomics.wait(sleeper, 0, 0, 50);
   }
 }
 
@@ -65,8 +92,8 @@ function describe(owner: LockOwner | null): string {
 export function checkUnlocked(dir: string): void {
   const file = path.join(dir, LOCK_FILE);
   if (!fs.existsSync(file)) return;
-  const held = readOwner(file);
-  if (!isStale(held)) throw inUse(dir, file, held);
+  const { stale, held } = isStaleSoon(file);
+  if (!stale) throw inUse(dir, file, held);
 }
 
 function inUse(dir: string, file: string, held: LockOwner | null): ModtuneError {
@@ -92,9 +119,10 @@ export function acquireFolderLock(dir: string, command: string): FolderLock {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      const held = readOwner(file);
-      if (held?.pid === process.pid && held.host === owner.host) throw new ModtuneError(`${dir} is already locked by this process (${held.command})`);
-      if (!isStale(held) || attempt >= 3) {
+      const mineAlready = readOwner(file);
+      if (mineAlready?.pid === process.pid && mineAlready.host === owner.host) throw new ModtuneError(`${dir} is already locked by this process (${mineAlready.command})`);
+      const { stale, held } = isStaleSoon(file);
+      if (!stale || attempt >= 3) {
         throw inUse(dir, file, held);
       }
       takeOverStale(file, held);
