@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 
-const HEAVY_COMMANDS = new Set(['train', 'pretrain', 'demo', 'sweep', 'eval']);
+const HEAVY_COMMANDS = new Set(['train', 'pretrain', 'demo', 'sweep', 'worker', 'eval']);
 const TUNABLE = 'glibc.malloc.hugetlb=1';
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -1,8 +1,10 @@
 /**
- * The native backend: the artifacts' standard-ops models (`native/train_step.onnx`, `gradient.onnx`,
- * `eval.onnx`) on onnxruntime-node, CPU or CUDA. The changing state (trainable parameters, AdamW
- * moments, accumulated gradients) lives in JS Float32Arrays: fed as tensors over those arrays
- * (no copy), and each run's outputs become the next state.
+ * The native backend: the artifacts' standard-ops models (`native/gradient.onnx`, `eval.onnx`, and
+ * `train_step.onnx` with `update: 'graph'`) on onnxruntime-node, CPU or CUDA. The changing state
+ * (trainable parameters, AdamW moments, accumulated gradients) lives in JS Float32Arrays, fed as
+ * tensors over those arrays (no copy). By default an update runs the gradient model and applies the
+ * optimizer to the parameters and moments in place (host-update.ts); with `update: 'graph'` the
+ * train-step model does it and its outputs become the next state.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +17,7 @@ import type { Batch } from '../../data/batching.js';
 import type { BackendFactory, BackendOptions, Device, StepControl, TensorMap, TrainBackend } from './types.js';
 import { translateCreateError, translateRunError } from './ort-errors.js';
 import { checkCudaProvider } from './cuda-provider.js';
+import { hostUpdate, type HostTensor } from './host-update.js';
 
 type Feeds = Record<string, ort.Tensor>;
 type ModelKey = 'trainStep' | 'gradient' | 'eval';
@@ -61,14 +64,20 @@ export class NativeBackend implements TrainBackend {
   private readonly sessions = new Map<ModelKey, ort.InferenceSession>();
   private readonly sizes: Map<string, number>;
   private readonly shapes: Map<string, number[]>;
+  /** Where updates happen: in place here ('host', the default) or in the train-step graph. */
+  private readonly update: 'host' | 'graph';
+  /** The 0/1 masks of top=/random= selections, by parameter (host updates only). */
+  private readonly masks: TensorMap;
 
   private constructor(private readonly opts: BackendOptions, private readonly native: Record<ModelKey, ModelSpec>) {
     const m = opts.manifest;
+    this.update = opts.update ?? 'host';
     this.sizes = new Map(m.parameters.map((p) => [p.name, p.size]));
     this.shapes = new Map(m.parameters.map((p) => [p.name, p.shape]));
-    this.params = opts.parameters ? checkParameters(m, opts.parameters, 'initial parameters') : readInitialParameters(opts.artifactsDir, m);
+    this.params = opts.parameters ? this.own(checkParameters(m, opts.parameters, 'initial parameters')) : readInitialParameters(opts.artifactsDir, m);
     this.moments = new Map(momentNames(m).map((n) => [n, new Float32Array(this.sizes.get(n.replace(/\.exp_avg(_sq)?$/, ''))!)]));
     if (opts.optimizer) this.setOptimizer(opts.optimizer);
+    this.masks = this.update === 'host' ? readMasks(opts.artifactsDir, m) : new Map();
     this.zeros = new Map(m.parameters.map((p) => [p.name, new Float32Array(p.size)]));
     this.accumulators = this.zeros;
   }
@@ -83,8 +92,8 @@ export class NativeBackend implements TrainBackend {
       models = native.frozenPrefix;
     }
     const backend = new NativeBackend(opts, models);
-    // The train-step session is needed at once; loading it now surfaces CUDA/file problems early.
-    await backend.session('trainStep');
+    // The updating session is needed at once; loading it now surfaces CUDA/file problems early.
+    await backend.session(backend.update === 'host' ? 'gradient' : 'trainStep');
     return backend;
   }
 
@@ -103,6 +112,7 @@ export class NativeBackend implements TrainBackend {
   }
 
   async trainStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
+    if (this.update === 'host') return this.hostStep(batch, control);
     const spec = this.native.trainStep;
     const feeds = this.feeds(spec, batch, control);
     const out = await this.run('trainStep', feeds, batch, stateFetches(spec));
@@ -119,6 +129,29 @@ export class NativeBackend implements TrainBackend {
     if (params.size !== this.params.size) throw new ModtuneError(`${spec.file}: outputs ${params.size} updated parameters, the manifest lists ${this.params.size}`);
     this.params = params;
     if (moments.size) this.moments = moments;
+    return { loss };
+  }
+
+  /** The gradient model on the update's last micro-batch, then the optimizer in place. */
+  private async hostStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
+    const spec = this.native.gradient;
+    const out = await this.run('gradient', this.feeds(spec, batch), batch, stateFetches(spec));
+    this.accumulators = this.zeros;
+    const loss = scalarOf(out, spec);
+    if (!Number.isFinite(loss)) return { loss };
+    const grads: TensorMap = new Map();
+    for (const o of spec.outputs) if (o.role === 'grad_accumulator_updated') grads.set(o.parameter!, this.floatOutput(out, o));
+    const m = this.opts.manifest;
+    const tensors = m.parameters.map((p): HostTensor => {
+      const grad = grads.get(p.name);
+      if (!grad) throw new ModtuneError(`${spec.file}: no gradient output for parameter '${p.name}'`);
+      return {
+        param: this.params.get(p.name)!, grad, decay: p.weightDecay, mask: this.masks.get(p.name),
+        expAvg: this.moments.get(`${p.name}.exp_avg`), expAvgSq: this.moments.get(`${p.name}.exp_avg_sq`),
+      };
+    });
+    const o = m.optimizer;
+    hostUpdate(tensors, { name: o.name, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm ?? 0 }, control);
     return { loss };
   }
 
@@ -145,7 +178,7 @@ export class NativeBackend implements TrainBackend {
   }
 
   setState(state: { parameters: TensorMap; optimizer?: TensorMap }): void {
-    this.params = checkParameters(this.opts.manifest, state.parameters, 'checkpoint parameters');
+    this.params = this.own(checkParameters(this.opts.manifest, state.parameters, 'checkpoint parameters'));
     if (state.optimizer) this.setOptimizer(state.optimizer);
     this.accumulators = this.zeros;
   }
@@ -164,7 +197,12 @@ export class NativeBackend implements TrainBackend {
       if (t.length !== size) throw new ModtuneError(`optimizer state: '${name}' has ${t.length} values, expected ${size}`);
       next.set(name, t);
     }
-    this.moments = next;
+    this.moments = this.own(next);
+  }
+
+  /** Host updates write in place: the backend works on its own copies of what it is given. */
+  private own(tensors: TensorMap): TensorMap {
+    return this.update === 'host' ? new Map([...tensors].map(([k, t]) => [k, Float32Array.from(t)])) : tensors;
   }
 
   private async session(key: ModelKey): Promise<ort.InferenceSession> {
@@ -247,6 +285,23 @@ export class NativeBackend implements TrainBackend {
     }
     return data;
   }
+}
+
+/** The artifacts' top=/random= masks (masks.safetensors), by parameter, as 0/1 floats. */
+function readMasks(artifactsDir: string, manifest: Manifest): TensorMap {
+  const masked = manifest.parameters.filter((p) => p.mask !== null);
+  if (masked.length === 0) return new Map();
+  const file = path.join(artifactsDir, manifest.masks ?? 'masks.safetensors');
+  if (!manifest.masks || !fs.existsSync(file)) throw new ModtuneError(`${file}: manifest.json lists masked parameters but not their masks file`);
+  const st = readSafetensors(file);
+  const out: TensorMap = new Map();
+  for (const p of masked) {
+    const t = st.tensors.get(p.mask!);
+    if (!t || t.data.length !== p.size) throw new ModtuneError(`${file}: mask '${p.mask}' of parameter '${p.name}' is missing or not ${p.size} values`);
+    if (t.data.some((v) => v !== 0 && v !== 1)) throw new ModtuneError(`${file}: mask '${p.mask}' holds values other than 0 and 1`);
+    out.set(p.name, t.data);
+  }
+  return out;
 }
 
 function labelsTensor(input: IoSpec, batch: Batch, file: string): ort.Tensor {

@@ -38,6 +38,11 @@ export interface BackendOptions {
    * `hiddenStates` in place of the token ids. Native backend only.
    */
   frozenPrefix?: boolean;
+  /**
+   * Native backend: apply the optimizer update in place in JS on the gradient model's output
+   * ('host', default), or run the train-step graph, which returns new parameters and moments.
+   */
+  update?: 'host' | 'graph';
 }
 
 /**
@@ -61,7 +66,7 @@ export interface TrainBackend {
   trainStep(batch: Batch, control: StepControl): Promise<{ loss: number }>;
   /** Loss and logits ([batch, numLabels], or [batch, 1] for regression) with the current parameters; unlabelled batches get a loss of NaN. */
   evaluate(batch: Batch): Promise<{ loss: number; logits: Float32Array }>;
-  /** Current trainable parameters (the backend's own buffers: copy before changing them). */
+  /** Current trainable parameters (the backend's own buffers, which the next update may overwrite: copy to keep). */
   getParameters(): TensorMap;
   /** Current optimizer state, keyed `<param>.exp_avg` / `<param>.exp_avg_sq` (empty for SGD). */
   getOptimizerState(): TensorMap;

@@ -1,0 +1,126 @@
+/**
+ * The native backend's in-place optimizer update: against torch.optim (the fixture the update graph
+ * is checked against too), and a whole native backend updating in place against the same backend
+ * running the train-step graph, step for step.
+ */
+import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DEFAULT_ADAMW, type OptimizerConfig } from '../../src/artifacts/native/optimizer.js';
+import { readManifest } from '../../src/artifacts/generate.js';
+import { hostUpdate, type HostTensor } from '../../src/train/backends/host-update.js';
+import { NativeBackend } from '../../src/train/backends/native.js';
+import type { TensorMap } from '../../src/train/backends/types.js';
+import { makeBatches } from '../../src/data/batching.js';
+import { loadTaskSplit } from '../../src/train/data.js';
+import { getGlueTask } from '../../src/data/glue-tasks.js';
+import { loadTokenizer } from '../../src/data/tokenizer.js';
+import { GLUE, ROOT } from '../helpers/paths.js';
+import { tinyArtifacts } from './helpers.js';
+
+const ref = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/torch/optimizers.json'), 'utf8'));
+
+function expectClose(got: ArrayLike<number>, want: number[], rel: number) {
+  for (let i = 0; i < want.length; i++) {
+    const tol = rel * Math.max(1e-3, Math.abs(want[i]!));
+    expect(Math.abs(got[i]! - want[i]!), `entry ${i}: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(tol);
+  }
+}
+
+describe('host optimizer update', () => {
+  for (const [caseName, cfg] of [
+    ['adamw', DEFAULT_ADAMW],
+    ['adamw-nodecay', { ...DEFAULT_ADAMW, weightDecay: 0 }],
+    ['sgd', { ...DEFAULT_ADAMW, name: 'sgd', weightDecay: 0 }],
+  ] as const) {
+    it(`${caseName} matches torch.optim over ${ref.grads.length} steps`, () => {
+      const want = ref.cases.find((c: { name: string }) => c.name === caseName).trace;
+      const n = ref.initial.length;
+      const t: HostTensor = { param: Float32Array.from(ref.initial), grad: new Float32Array(n), expAvg: new Float32Array(n), expAvgSq: new Float32Array(n), decay: true };
+      for (let s = 0; s < ref.grads.length; s++) {
+        t.grad.set(ref.grads[s]);
+        hostUpdate([t], cfg as OptimizerConfig, { learningRate: ref.lrs[s], step: s + 1, gradScale: 1 });
+        expectClose(t.param, want[s].param, 1e-5);
+        if (want[s].exp_avg) {
+          expectClose(t.expAvg!, want[s].exp_avg, 1e-5);
+          expectClose(t.expAvgSq!, want[s].exp_avg_sq, 1e-4);
+        }
+      }
+    });
+  }
+
+  for (const [caseName, cfg] of [
+    ['adamw-clip', { ...DEFAULT_ADAMW, maxGradNorm: 1 }],
+    ['sgd-clip', { ...DEFAULT_ADAMW, name: 'sgd', weightDecay: 0, maxGradNorm: 1 }],
+    ['adamw-clip-masked', { ...DEFAULT_ADAMW, weightDecay: 0, maxGradNorm: 1 }],
+  ] as const) {
+    it(`${caseName} matches torch.nn.utils.clip_grad_norm_ + torch.optim, the norm taken over two tensors`, () => {
+      const clip = ref.clip;
+      const want = clip.cases.find((c: { name: string }) => c.name === caseName);
+      const tensors: HostTensor[] = clip.initial.map((init: number[], i: number) => ({
+        param: Float32Array.from(init), grad: new Float32Array(init.length), expAvg: new Float32Array(init.length), expAvgSq: new Float32Array(init.length),
+        decay: true, mask: want.masked && i === 0 ? Float32Array.from(clip.mask) : undefined,
+      }));
+      for (let s = 0; s < clip.grads.length; s++) {
+        tensors.forEach((t, i) => t.grad.set(clip.grads[s][i]));
+        hostUpdate(tensors, cfg as OptimizerConfig, { learningRate: ref.lrs[s], step: s + 1, gradScale: 1 });
+        tensors.forEach((t, i) => expectClose(t.param, want.trace[s].params[i], 1e-5));
+      }
+    });
+  }
+
+  it('masked entries keep their exact values, with decay on', () => {
+    const n = ref.initial.length;
+    const mask = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 : 0));
+    for (const cfg of [DEFAULT_ADAMW, { ...DEFAULT_ADAMW, name: 'sgd' as const }]) {
+      const t: HostTensor = { param: Float32Array.from(ref.initial), grad: new Float32Array(n), expAvg: new Float32Array(n), expAvgSq: new Float32Array(n), decay: true, mask };
+      for (let s = 0; s < ref.grads.length; s++) {
+        t.grad.set(ref.grads[s]);
+        hostUpdate([t], cfg, { learningRate: ref.lrs[s], step: s + 1, gradScale: 1 });
+      }
+      for (let i = 0; i < n; i++) {
+        if (mask[i]) expect(t.param[i]).not.toBe(Math.fround(ref.initial[i]));
+        else expect(t.param[i]).toBe(Math.fround(ref.initial[i]));
+      }
+    }
+  });
+});
+
+describe('native backend: in-place updates equal the train-step graph', () => {
+  const copy = (m: TensorMap) => new Map([...m].map(([k, v]) => [k, Float32Array.from(v)]));
+  const maxDiff = (a: TensorMap, b: TensorMap) => Math.max(...[...a].map(([k, v]) => v.reduce((d, x, i) => Math.max(d, Math.abs(x - b.get(k)![i]!)), 0)));
+
+  for (const [label, spec, optimizer, gradAccum] of [
+    ['attention, AdamW with clipping, 2 micro-batches an update', 'attention', 'adamw', 2],
+    ['the top 25% of the bias entries (masked), SGD', 'bias:top=25%', 'sgd', 1],
+    ['the top 25% of the bias entries (masked), AdamW', 'bias:top=25%', 'adamw', 1],
+  ] as const) {
+    it(label, async () => {
+      const artifacts = tinyArtifacts({ task: 'sst2', train: spec, optimizer, maxGradNorm: 0.5 });
+      const manifest = readManifest(artifacts);
+      if (spec.includes('top=')) expect(manifest.parameters.some((p) => p.mask !== null)).toBe(true);
+      const ds = loadTaskSplit(getGlueTask('sst2'), 'train', { dir: GLUE, tokenizer: loadTokenizer(path.join(artifacts, 'vocab.txt')), maxLength: 64, cacheDir: false, limit: 48 });
+      const base = { artifactsDir: artifacts, manifest, device: 'cpu' as const, threads: 1 };
+      const host = await NativeBackend.create({ ...base, update: 'host' });
+      const graph = await NativeBackend.create({ ...base, update: 'graph' });
+      const initial = copy(host.getParameters());
+      const loader = makeBatches(ds, { batchSize: 8, shuffle: true, seed: 3 });
+      for (let step = 1; step <= 3; step++) {
+        for (let k = 0; k < gradAccum - 1; k++) {
+          const b = loader.next();
+          await host.accumulate(b);
+          await graph.accumulate(b);
+        }
+        const b = loader.next();
+        const control = { learningRate: 5e-3, step, gradScale: 1 / gradAccum };
+        const [lh, lg] = [await host.trainStep(b, control), await graph.trainStep(b, control)];
+        expect(lh.loss).toBeCloseTo(lg.loss, 5);
+      }
+      expect(maxDiff(host.getParameters(), graph.getParameters())).toBeLessThan(1e-6);
+      expect(maxDiff(host.getParameters(), initial)).toBeGreaterThan(1e-4);
+      if (optimizer === 'adamw') expect(maxDiff(host.getOptimizerState(), graph.getOptimizerState())).toBeLessThan(1e-6);
+      await host.release();
+      await graph.release();
+    });
+  }
+});
