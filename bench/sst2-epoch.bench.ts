@@ -7,6 +7,7 @@
  * (batching and steps; ours also as the whole command's wall time, with artifact generation,
  * tokenization and the dev evaluation), the padding share, peak RSS, and the speed ratios.
  * Env: BENCH_EPOCH_LIMIT (first n training examples; default all)  BENCH_THREADS=2  BENCH_TORCH=0
+ *      BENCH_TORCH_MALLOC=both (PyTorch with and without huge pages, the faster counts) | huge | default
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -59,8 +60,9 @@ export async function run(): Promise<object> {
       fs.rmSync(out, { recursive: true, force: true });
       process.stderr.write(`bench: sst2-epoch ${name} ours done (${ours.examplesPerSec} examples/s)\n`);
       // PyTorch with glibc's default malloc and with huge pages; the faster run counts.
-      const small = torchEpoch(plan, threads, { GLIBC_TUNABLES: '' });
-      const huge = TOOL_ENV.GLIBC_TUNABLES ? torchEpoch(plan, threads, TOOL_ENV) : null;
+      const which = process.env.BENCH_TORCH_MALLOC ?? 'both';
+      const small = which !== 'huge' || !TOOL_ENV.GLIBC_TUNABLES ? torchEpoch(plan, threads, { GLIBC_TUNABLES: '' }) : null;
+      const huge = which !== 'default' && TOOL_ENV.GLIBC_TUNABLES ? torchEpoch(plan, threads, TOOL_ENV) : null;
       const torch = small && huge ? (huge.examplesPerSec > small.examplesPerSec ? huge : small) : (small ?? huge);
       variants[name] = {
         batches: planned.batches,
