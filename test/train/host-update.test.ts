@@ -16,16 +16,10 @@ import { loadTaskSplit } from '../../src/train/data.js';
 import { getGlueTask } from '../../src/data/glue-tasks.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { GLUE, ROOT } from '../helpers/paths.js';
+import { expectClose } from '../helpers/close.js';
 import { tinyArtifacts } from './helpers.js';
 
 const ref = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/torch/optimizers.json'), 'utf8'));
-
-function expectClose(got: ArrayLike<number>, want: number[], rel: number) {
-  for (let i = 0; i < want.length; i++) {
-    const tol = rel * Math.max(1e-3, Math.abs(want[i]!));
-    expect(Math.abs(got[i]! - want[i]!), `entry ${i}: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(tol);
-  }
-}
 
 describe('host optimizer update', () => {
   for (const [caseName, cfg] of [

@@ -67,12 +67,10 @@ export function hostUpdate(tensors: HostTensor[], cfg: OptimizerConfig, control:
     const { param: p, grad: g, expAvg: m, expAvgSq: v, mask } = t;
     if (!m || !v) throw new Error('hostUpdate: AdamW needs both moments');
     const df = t.decay && cfg.weightDecay !== 0 ? decayFactor : 1;
-    if (mask) {
-      adamwMasked(p, g, m, v, mask, b1, b2, k1, k2, df, epsK, stepK);
-      continue;
-    }
-    // One pass, the hot loop of a full fine-tuning step: kept free of branches.
+    // One pass per tensor, the hot loop of a full fine-tuning step. A masked-out entry keeps its
+    // exact value: no decay, and its moments stay 0.
     for (let i = 0; i < p.length; i++) {
+      if (mask !== undefined && mask[i] === 0) continue;
       const u = g[i]!;
       const mi = f32(m[i]! * b1 + u * k1);
       const vi = f32(v[i]! * b2 + u * u * k2);
@@ -80,18 +78,5 @@ export function hostUpdate(tensors: HostTensor[], cfg: OptimizerConfig, control:
       v[i] = vi;
       p[i] = p[i]! * df - (mi / (Math.sqrt(vi) + epsK)) * stepK;
     }
-  }
-}
-
-/** AdamW where a 0/1 mask says which entries may move; the others keep their exact values (no decay, moments stay 0). */
-function adamwMasked(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, mask: Float32Array, b1: number, b2: number, k1: number, k2: number, df: number, epsK: number, stepK: number): void {
-  for (let i = 0; i < p.length; i++) {
-    if (!mask[i]) continue;
-    const u = g[i]!;
-    const mi = f32(m[i]! * b1 + u * k1);
-    const vi = f32(v[i]! * b2 + u * u * k2);
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i]! * df - (mi / (Math.sqrt(vi) + epsK)) * stepK;
   }
 }

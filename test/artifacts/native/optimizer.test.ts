@@ -7,6 +7,7 @@ import { DataType } from '../../../src/onnx/dtype.js';
 import { Graph } from '../../../src/onnx/graph.js';
 import { encodeModel, newModel } from '../../../src/onnx/io.js';
 import { ROOT } from '../../helpers/paths.js';
+import { expectClose } from '../../helpers/close.js';
 
 const ref = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/torch/optimizers.json'), 'utf8'));
 
@@ -49,13 +50,6 @@ async function runTrace(cfg: OptimizerConfig, mask?: Float32Array) {
     trace.push({ param: p, m, v });
   }
   return trace;
-}
-
-function expectClose(got: ArrayLike<number>, want: number[], rel: number) {
-  for (let i = 0; i < want.length; i++) {
-    const tol = rel * Math.max(1e-3, Math.abs(want[i]!));
-    expect(Math.abs(got[i]! - want[i]!), `entry ${i}: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(tol);
-  }
 }
 
 describe('native optimizer update graph', () => {
