@@ -13,14 +13,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ROOT, runWorker } from './child.js';
-import { withHugePages } from '../src/cli/huge-pages.js';
+import { fasterMalloc, ROOT, runWorker, TOOL_ENV } from './child.js';
 
 const SHARED = path.resolve(ROOT, '../shared');
 const VOCAB = path.join(SHARED, 'tokenizers/bert-base-uncased/vocab.txt');
 const GLUE = path.join(SHARED, 'glue');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
-const TOOL_ENV: Record<string, string> = { GLIBC_TUNABLES: withHugePages({ ...process.env, GLIBC_TUNABLES: '', MODTUNE_HUGE_PAGES: '' })?.GLIBC_TUNABLES ?? '' };
 
 interface RunResult { wallSeconds: number; steps: number; examplesPerSec: number; paddingShare: number; peakRssMB: number; finalMetrics: Record<string, number> | null }
 interface TorchResult { wallSeconds: number; examplesPerSec: number; paddingShare: number; peakRssMB: number; batches: number }
@@ -60,14 +58,12 @@ export async function run(): Promise<object> {
       fs.rmSync(out, { recursive: true, force: true });
       process.stderr.write(`bench: sst2-epoch ${name} ours done (${ours.examplesPerSec} examples/s)\n`);
       // PyTorch with glibc's default malloc and with huge pages; the faster run counts.
-      const which = process.env.BENCH_TORCH_MALLOC ?? 'both';
-      const small = which !== 'huge' || !TOOL_ENV.GLIBC_TUNABLES ? torchEpoch(plan, threads, { GLIBC_TUNABLES: '' }) : null;
-      const huge = which !== 'default' && TOOL_ENV.GLIBC_TUNABLES ? torchEpoch(plan, threads, TOOL_ENV) : null;
-      const torch = small && huge ? (huge.examplesPerSec > small.examplesPerSec ? huge : small) : (small ?? huge);
+      const best = fasterMalloc((env) => torchEpoch(plan, threads, env), (r) => r.wallSeconds, process.env.BENCH_TORCH_MALLOC);
+      const torch = best?.result ?? null;
       variants[name] = {
         batches: planned.batches,
         ours: { ...ours, commandExamplesPerSec: +(planned.examples / ours.wallSeconds).toFixed(1) },
-        pytorch: torch && { ...torch, malloc: torch === huge ? TOOL_ENV.GLIBC_TUNABLES : 'default', otherMallocExamplesPerSec: (torch === huge ? small : huge)?.examplesPerSec ?? null },
+        pytorch: torch && { ...torch, malloc: best!.malloc, otherMallocExamplesPerSec: best!.other?.examplesPerSec ?? null },
         planPaddingShare: planned.paddingShare,
         speedupOverPytorch: torch ? +(ours.examplesPerSec / torch.examplesPerSec).toFixed(2) : null,
       };

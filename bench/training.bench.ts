@@ -18,13 +18,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ROOT, runWorker } from './child.js';
-import { withHugePages } from '../src/cli/huge-pages.js';
+import { fasterMalloc, ROOT, runWorker, SMALL_PAGES_ENV, TOOL_ENV } from './child.js';
 
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
-/** The environment the CLI's heavy commands get (huge-page malloc where glibc has it), and 4 KiB pages. */
-const TOOL_ENV: Record<string, string> = { GLIBC_TUNABLES: withHugePages({ ...process.env, GLIBC_TUNABLES: '', MODTUNE_HUGE_PAGES: '' })?.GLIBC_TUNABLES ?? '' };
-const SMALL_PAGES_ENV: Record<string, string> = { GLIBC_TUNABLES: '' };
 
 /** PyTorch's numbers for one configuration, from scripts/torch_baseline_bench.py, or null without torch. */
 function torchRun(cfg: Record<string, unknown>, malloc: Record<string, string>): Record<string, number> | null {
@@ -40,13 +36,8 @@ function torchRun(cfg: Record<string, unknown>, malloc: Record<string, string>):
 
 /** PyTorch with glibc's default malloc and with huge pages; the faster run, and which it was. */
 function torchBest(cfg: Record<string, unknown>, key: 'stepMsMedian' | 'forwardMsMedian'): { numbers: Record<string, number>; malloc: string; otherMallocMs: number | null } | null {
-  const small = torchRun(cfg, SMALL_PAGES_ENV);
-  const huge = TOOL_ENV.GLIBC_TUNABLES ? torchRun(cfg, TOOL_ENV) : null;
-  if (!small && !huge) return null;
-  const useHuge = !!huge && (!small || huge[key]! < small[key]!);
-  const best = useHuge ? huge! : small!;
-  const other = useHuge ? small : huge;
-  return { numbers: best, malloc: useHuge ? TOOL_ENV.GLIBC_TUNABLES! : 'default', otherMallocMs: other ? other[key]! : null };
+  const best = fasterMalloc((env) => torchRun(cfg, env), (r) => r[key]!);
+  return best && { numbers: best.result, malloc: best.malloc, otherMallocMs: best.other ? best.other[key]! : null };
 }
 
 interface StepResult { stepMsMedian: number; examplesPerSec: number; peakRssMB: number; loss?: number }
