@@ -15,6 +15,7 @@ export interface WasmModule { wat: string; out: string; name: string }
 /** Each text module and the TypeScript file its bytes go to. */
 export const WASM_MODULES: WasmModule[] = [
   { wat: 'src/train/backends/host-update.wat', out: 'src/train/backends/host-update-wasm.ts', name: 'HOST_UPDATE_WASM' },
+  { wat: 'src/train/backends/dropout-masks.wat', out: 'src/train/backends/dropout-masks-wasm.ts', name: 'DROPOUT_MASKS_WASM' },
 ];
 
 /** The TypeScript source holding the assembled bytes of one module. */

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readSafetensors } from '../../src/bert/safetensors.js';
+import { drawDropoutMask } from '../../src/train/backends/dropout-masks.js';
 
 const [dir, mode, batchArg, seqArg, stepsArg, threadsArg] = process.argv.slice(2);
 const batch = Number(batchArg), seq = Number(seqArg), steps = Number(stepsArg);
@@ -37,6 +38,12 @@ if (mode !== 'infer') {
   for (const i of spec.inputs) {
     if (!feeds[i.name] && i.parameter) feeds[i.name] = new ort.Tensor('float32', new Float32Array(manifest.parameters.find((p: { name: string }) => p.name === i.parameter).size), i.shape);
     if (!feeds[i.name] && i.flat) feeds[i.name] = new ort.Tensor('float32', new Float32Array(i.shape[0]), i.shape);
+    if (i.role === 'dropout_mask') {
+      const dims = i.shape.map((d: number | string) => (d === 'batch' ? batch : d === 'sequence' ? seq : d));
+      const m = new Uint8Array(dims.reduce((a: number, b: number) => a * b, 1));
+      drawDropoutMask(m, i.ratio, 0, i.name);
+      feeds[i.name] = new ort.Tensor('bool', m, dims);
+    }
   }
 }
 const wall: number[] = [];

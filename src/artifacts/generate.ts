@@ -268,8 +268,8 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
       }
       files.push(...saveModelsSharedWeights(entries, path.join(dir, 'weights.bin')));
       manifest.native = {
-        trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
-        gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames),
+        trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames, models.dropoutMasks),
+        gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames, models.dropoutMasks),
         eval: describeModel(models.eval, rel(entries[2]!.file), paramNames),
         infer: describeModel(models.infer, rel(entries[3]!.file), paramNames),
         weights: 'native/weights.bin',
@@ -279,8 +279,8 @@ export function generateArtifacts(opts: ArtifactOptions): ArtifactResult {
           layer: frozenLayer!,
           hiddenSize: cut!.hiddenSize,
           prefix: describeModel(cached.prefix, rel(entries[4]!.file), paramNames),
-          trainStep: describeModel(cached.trainStep, rel(entries[5]!.file), paramNames),
-          gradient: describeModel(cached.gradient, rel(entries[6]!.file), paramNames),
+          trainStep: describeModel(cached.trainStep, rel(entries[5]!.file), paramNames, cached.dropoutMasks),
+          gradient: describeModel(cached.gradient, rel(entries[6]!.file), paramNames, cached.dropoutMasks),
           eval: describeModel(cached.eval, rel(entries[7]!.file), paramNames),
         };
       }

@@ -5,7 +5,8 @@
  * optimizer and its hyper-parameters, the task and labels, and the tokenizer.
  */
 export const MANIFEST_FORMAT = 'modtune-artifacts';
-export const MANIFEST_VERSION = 1;
+/** 2: the native training models take their dropout masks as inputs (role `dropout_mask`). */
+export const MANIFEST_VERSION = 2;
 
 export type IoRole =
   | 'input_ids' | 'attention_mask' | 'token_type_ids' | 'labels'
@@ -13,6 +14,8 @@ export type IoRole =
   | 'masked_positions'
   /** `--cache-frozen` suffix models: the cached output of the frozen layers, float [batch, sequence, hidden]. */
   | 'hidden_states'
+  /** Native training models: where a Dropout was, bool [shape of its input], true = kept (dropout-inputs.ts). */
+  | 'dropout_mask'
   | 'loss' | 'logits'
   | 'parameter' | 'parameter_updated'
   | 'exp_avg' | 'exp_avg_updated' | 'exp_avg_sq' | 'exp_avg_sq_updated'
@@ -27,6 +30,8 @@ export interface IoSpec {
   shape: (number | string)[];
   /** For parameter-related roles: the parameter's Hugging Face name. */
   parameter?: string;
+  /** For `dropout_mask`: the probability that an entry is dropped (false). */
+  ratio?: number;
 }
 
 export interface ModelSpec {

@@ -127,8 +127,8 @@ export function generateMlmArtifacts(opts: MlmArtifactOptions): MlmArtifacts {
       dropout: { override: opts.dropout ?? null, rates: dropoutRates(base, opts.dropout) },
       tokenizer: { file: null, lowercase: true, maxLength: opts.config.maxPositionEmbeddings },
       native: {
-        trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames),
-        gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames),
+        trainStep: describeModel(models.trainStep, rel(entries[0]!.file), paramNames, models.dropoutMasks),
+        gradient: describeModel(models.gradient, rel(entries[1]!.file), paramNames, models.dropoutMasks),
         eval: evalSpec,
         infer: evalSpec,
         weights: 'native/weights.bin',

@@ -246,7 +246,7 @@ async function runPretrain(o: PretrainOptions, out: string): Promise<PretrainSum
   }
   const backend: TrainBackend = await getBackend('native').create({
     artifactsDir: art.dir, manifest: art.manifest, device: 'cpu', threads: o.threads, batchSize: cfg.batchSize, gradAccum: cfg.gradAccum,
-    step: ck?.state.step ?? 0, parameters: ck?.parameters, optimizer: ck?.optimizer,
+    step: ck?.state.step ?? 0, seed: cfg.seed, parameters: ck?.parameters, optimizer: ck?.optimizer,
   });
 
   const schedule = { kind: 'linear' as const, peak: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.totalSteps };

@@ -8,7 +8,7 @@ import { ModtuneError } from '../errors.js';
 import { readSafetensors } from '../bert/safetensors.js';
 import { readManifest } from '../artifacts/generate.js';
 import type { Manifest } from '../artifacts/manifest.js';
-import { getGlueTask, type GlueTask } from '../data/glue-tasks.js';
+import { getGlueSplit, getGlueTask, type GlueTask } from '../data/glue-tasks.js';
 import { resolveGlueDir } from '../data/paths.js';
 import { formatSubmission } from '../data/submission.js';
 import { loadTokenizer } from '../data/tokenizer.js';
@@ -22,6 +22,7 @@ import { flattenScores, predict, scoreSplit, type SplitScore } from './evaluate.
 import { DEFAULTS, type RunConfig } from './options.js';
 import { checkHeadFitsTask } from './prepare.js';
 import { isRunFolder, readConfig, runArtifactsDir, runFiles } from './run-folder.js';
+import { jsonHas } from '../util/output-guard.js';
 
 export interface EvaluateRunOptions {
   /** A run folder (config.json) or an artifacts folder (manifest.json). */
@@ -101,6 +102,12 @@ export async function evaluateRun(o: EvaluateRunOptions): Promise<EvaluateRunRes
   const dataDir = o.data ? resolveGlueDir(task, { data: o.data }) : cfg && fs.existsSync(cfg.data) ? cfg.data : resolveGlueDir(task, {});
   const batchSize = o.batchSize ?? cfg?.batchSize ?? DEFAULTS.batchSize;
 
+  // What --out would replace is checked before any work: only a file this command wrote.
+  const outDir = split === 'test' ? submissionFolder(o.out, task, cfg ? path.join(dir, 'submission') : path.resolve('submission')) : undefined;
+  const submissionFile = (s: string) => outDir!.file ?? path.join(outDir!.dir, task.submission.files[getGlueSplit(task, s).name]!);
+  if (split === 'dev' && o.out) checkReplaceable(path.resolve(o.out), METRICS_FILE);
+  for (const s of split === 'test' ? task.testSplits : []) checkReplaceable(submissionFile(s), SUBMISSION_FILE);
+
   const backend = await getBackend(cfg?.backend ?? DEFAULTS.backend).create({
     artifactsDir, manifest, device: o.device ?? DEFAULTS.device, threads: o.threads, parameters, batchSize,
   });
@@ -119,12 +126,11 @@ export async function evaluateRun(o: EvaluateRunOptions): Promise<EvaluateRunRes
       return { task: task.name, split, source, scores, metrics };
     }
     const files: NonNullable<EvaluateRunResult['files']> = [];
-    const outDir = submissionFolder(o.out, task, cfg ? path.join(dir, 'submission') : path.resolve('submission'));
     for (const s of task.testSplits) {
       const ds = load(s);
       const p = await predict(backend, ds, { batchSize, regression: task.regression });
-      const { fileName, text } = formatSubmission(task, s, ds.ids, p.predictions);
-      const file = outDir.file ?? path.join(outDir.dir, fileName);
+      const { text } = formatSubmission(task, s, ds.ids, p.predictions);
+      const file = submissionFile(s);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       writeAtomic(file, text);
       files.push({ split: s, file, rows: ds.size });
@@ -151,6 +157,51 @@ export function devSubsetNote(cfg: RunConfig, split: string, ds: EncodedDataset,
     return `note: the ${split} examples scored (${dataDir}, max length ${maxLength}) differ from those the run evaluated on, though as many; ${notComparable}`;
   }
   return null;
+}
+
+/** A kind of file `eval` writes, and how to tell one it wrote from its first `readBytes`. */
+interface OutputKind { what: string; readBytes: number; whole: boolean; recognise: (head: string) => boolean }
+
+const METRICS_FILE: OutputKind = {
+  what: "a metrics file written by 'modtune eval'",
+  // A few KiB; a larger file is not one (and is not read whole to find out).
+  readBytes: 4 << 20,
+  whole: true,
+  recognise: (text) => jsonHas(text, { task: 'string', split: 'string', source: 'object', metrics: 'object' }),
+};
+const SUBMISSION_FILE: OutputKind = {
+  what: "a GLUE submission file written by 'modtune eval'",
+  readBytes: 64,
+  whole: false,
+  recognise: (text) => text.startsWith('index\tprediction\n'),
+};
+
+/**
+ * `file` may be written: it does not exist, or it is a regular file of `kind` (an earlier eval's
+ * output, which a new eval replaces). Anything else — a user's file, a run's own config or
+ * checkpoint — is refused before the evaluation starts.
+ */
+function checkReplaceable(file: string, kind: OutputKind): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new ModtuneError(`--out ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!st.isFile()) throw new ModtuneError(`--out ${file} exists and is not a regular file; expected a new file path or ${kind.what}`);
+  const recognised = (!kind.whole || st.size <= kind.readBytes) && kind.recognise(readHead(file, kind.readBytes));
+  if (!recognised) throw new ModtuneError(`--out ${file} exists and is not ${kind.what}; eval replaces only its own output, choose another --out`);
+}
+
+function readHead(file: string, bytes: number): string {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, bytes, 0)).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Where submission files go: `--out FILE` for a task with one test split, else a folder. */

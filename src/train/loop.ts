@@ -82,7 +82,7 @@ async function runLoop(run: PreparedRun, o: TrainOptions): Promise<TrainSummary>
   try {
     backend = await run.factory.create({
       artifactsDir: cfg.artifacts, manifest, device: cfg.device, threads: cfg.threads ?? undefined, batchSize: cfg.batchSize,
-      gradAccum: cfg.gradAccum, step: ck?.state.step ?? 0, parameters: ck?.parameters, optimizer: ck?.optimizer,
+      gradAccum: cfg.gradAccum, step: ck?.state.step ?? 0, seed: cfg.seed, parameters: ck?.parameters, optimizer: ck?.optimizer,
       frozenPrefix: cached !== null,
     });
   } catch (e) {

@@ -17,6 +17,7 @@ import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { collate } from '../../src/data/batching.js';
 import { encodeExamples } from '../../src/data/encoded.js';
 import { loadModel } from '../../src/onnx/io.js';
+import { DROPOUT_MASK_SUFFIX } from '../../src/artifacts/native/dropout-inputs.js';
 import { evaluateRun, readConfig, readMetrics, readSummary, train, TrainInterrupted, type TrainOptions, type TrainRecord, type EvalRecord } from '../../src/train/index.js';
 import { readGridFile, sweep } from '../../src/sweep/index.js';
 import { FIXTURES, GLUE, tmpDir, VOCAB } from '../helpers/paths.js';
@@ -53,11 +54,12 @@ async function trainLogged(o: TrainOptions): Promise<string[]> {
 }
 
 /** Names of the nodes that drop out (Dropout, or its lowered RandomUniformLike form) in a model file. */
+/** Where a model drops out: its Dropout nodes, lowered ones, and the dropout-mask inputs that replaced the rest. */
 function dropoutNodes(file: string): string[] {
-  return loadModel(file).graph.nodes
-    .filter((n) => n.opType === 'Dropout' || n.opType === 'RandomUniformLike')
-    .map((n) => n.name.replace(/\/RandomUniformLike$/, ''))
-    .sort();
+  const g = loadModel(file).graph;
+  const nodes = g.nodes.filter((n) => n.opType === 'Dropout' || n.opType === 'RandomUniformLike').map((n) => n.name.replace(/\/RandomUniformLike$/, ''));
+  const masks = g.inputs.filter((i) => i.name.endsWith(DROPOUT_MASK_SUFFIX)).map((i) => i.name.slice(0, -DROPOUT_MASK_SUFFIX.length));
+  return [...nodes, ...masks].sort();
 }
 
 describe('artifacts built with cacheFrozen', () => {

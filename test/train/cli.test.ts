@@ -91,6 +91,26 @@ describe('modtune train (CLI)', () => {
     expect(lines[0]).toBe('index\tprediction');
     expect(lines.slice(1).map((l) => l.split('\t')[0])).toEqual(ids);
     expect(lines.slice(1).every((l) => /^\S+\t[01]$/.test(l))).toBe(true);
+
+    // Its own earlier outputs are replaced; any other file is refused before the evaluation, intact.
+    const again = await runCli(['eval', out, '--split', 'test', '--checkpoint', 'last', '--threads', '1', '--out', file]);
+    expect(again.code, again.stderr).toBe(0);
+    const devAgain = await runCli(['eval', out, '--limit-eval', '16', '--threads', '1', '--out', path.join(out, 'dev.json')]);
+    expect(devAgain.code, devAgain.stderr).toBe(0);
+    const notes = path.join(tmpDir(), 'notes.tsv');
+    fs.writeFileSync(notes, 'my own notes\n');
+    const config = fs.readFileSync(path.join(out, 'config.json'), 'utf8');
+    for (const [args, target, what] of [
+      [['--out', notes], notes, 'a metrics file'],
+      [['--out', path.join(out, 'config.json')], path.join(out, 'config.json'), 'a metrics file'],
+      [['--split', 'test', '--out', notes], notes, 'a GLUE submission file'],
+    ] as const) {
+      const r = await runCli(['eval', out, '--limit-eval', '16', '--threads', '1', ...args]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`modtune: --out ${target} exists and is not ${what} written by 'modtune eval'; eval replaces only its own output, choose another --out\n`);
+    }
+    expect(fs.readFileSync(notes, 'utf8')).toBe('my own notes\n');
+    expect(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).toBe(config);
   });
 
   it('bad input: one line, exit 1', async () => {

@@ -145,7 +145,7 @@ describe('host optimizer update: the SIMD kernel over chunks', () => {
     });
   }
 
-  it('the committed kernel bytes are the assembly of host-update.wat', async () => {
+  it('the committed kernel bytes are the assembly of their .wat sources', async () => {
     const { WASM_MODULES, generatedSource } = await import('../../scripts/build-wasm.js');
     for (const mod of WASM_MODULES) {
       expect(fs.readFileSync(path.join(ROOT, mod.out), 'utf8'), `${mod.out} is stale: run npm run build:wasm`).toBe(await generatedSource(mod));

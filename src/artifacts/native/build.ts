@@ -7,6 +7,7 @@ import { lowerDropouts } from '../../heads/index.js';
 import type { ExposedParameter } from '../expose.js';
 import type { IoRole, IoSpec, ModelSpec } from '../manifest.js';
 import { appendOptimizerUpdate, OptimizerConfig, stateNames } from './optimizer.js';
+import { dropoutsToMaskInputs } from './dropout-inputs.js';
 
 /** Graph input names of the native training models' scalar controls. */
 export const NATIVE_IO = { lr: 'learning_rate', step: 'step', gradScale: 'grad_scale' } as const;
@@ -24,6 +25,8 @@ export interface NativeModels {
   gradient: Model;
   eval: Model;
   infer: Model;
+  /** The training models' dropout-mask inputs and their drop ratios (dropout-inputs.ts). */
+  dropoutMasks: Map<string, number>;
 }
 
 const scalar = (name: string): ValueInfo => ({ name, elemType: DataType.FLOAT, shape: [] });
@@ -33,7 +36,7 @@ const like = (name: string, shape: number[]): ValueInfo => ({ name, elemType: Da
  * Build the native (standard-ops) training models from a headed train model and eval model whose
  * trainable parameters are already graph inputs (see `exposeTrainableParameters`).
  *
- * - gradient:  batch, params, accumulators → loss, logits, accumulators + this batch's gradient
+ * - gradient:  batch, params, accumulators, dropout masks → loss, logits, accumulators + this batch's gradient
  * - trainStep: batch, params, accumulators, moments, learning_rate, step, grad_scale → loss, logits,
  *              updated params and moments, using gradient = (accumulator + this batch's gradient) × grad_scale
  * Gradient accumulation over K micro-batches runs `gradient` K−1 times, then `trainStep` once with
@@ -43,6 +46,7 @@ const like = (name: string, shape: number[]): ValueInfo => ({ name, elemType: Da
 export function buildNativeModels(train: Model, evalModel: Model, infer: Model, params: NativeParam[], optimizer: OptimizerConfig): NativeModels {
   const wrt = params.map((p) => p.name);
   const withGrad = cloneModel(train);
+  const dropoutMasks = dropoutsToMaskInputs(withGrad);
   const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
   const userOutputs = withGrad.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
 
@@ -89,7 +93,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   const evalOut = cloneModel(evalModel);
   evalOut.graph.outputs = evalOut.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
   finish(evalOut.graph);
-  return { trainStep, gradient, eval: evalOut, infer };
+  return { trainStep, gradient, eval: evalOut, infer, dropoutMasks };
 }
 
 /**
@@ -153,10 +157,12 @@ const ROLE_BY_INPUT: Record<string, IoRole> = {
 };
 
 /** Describe a model's inputs and outputs with their roles, for the manifest. */
-export function describeModel(model: Model, file: string, paramNames: Set<string>): ModelSpec {
+export function describeModel(model: Model, file: string, paramNames: Set<string>, dropoutMasks: ReadonlyMap<string, number> = new Map()): ModelSpec {
   const spec = (v: ValueInfo): IoSpec => {
     const dtype = v.elemType === DataType.INT64 ? 'int64' : v.elemType === DataType.BOOL ? 'bool' : 'float32';
     const shape = (v.shape ?? []).map((d) => (d === null ? '?' : d));
+    const ratio = dropoutMasks.get(v.name);
+    if (ratio !== undefined) return { name: v.name, role: 'dropout_mask', dtype, shape, ratio };
     const base = ROLE_BY_INPUT[v.name];
     if (base) return { name: v.name, role: base, dtype, shape };
     for (const [suffix, role] of [

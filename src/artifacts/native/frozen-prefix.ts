@@ -144,6 +144,8 @@ export interface FrozenPrefixModels {
   trainStep: Model;
   gradient: Model;
   eval: Model;
+  /** The suffix training models' dropout-mask inputs and ratios. */
+  dropoutMasks: Map<string, number>;
 }
 
 /**
@@ -158,6 +160,6 @@ export function buildFrozenPrefixModels(
   const suffix = (m: Model) => suffixModel(m, cut.value, cut.hiddenSize, keep, label);
   const prefix = prefixModel(evalModel, cut.value, cut.hiddenSize, label);
   // buildNativeModels passes its infer model through untouched; the prefix stands in for it.
-  const { trainStep, gradient, eval: evalOut } = buildNativeModels(suffix(train), suffix(evalModel), prefix, params, optimizer);
-  return { prefix, trainStep, gradient, eval: evalOut };
+  const { trainStep, gradient, eval: evalOut, dropoutMasks } = buildNativeModels(suffix(train), suffix(evalModel), prefix, params, optimizer);
+  return { prefix, trainStep, gradient, eval: evalOut, dropoutMasks };
 }

@@ -18,6 +18,7 @@ import type { BackendFactory, BackendOptions, Device, StepControl, TensorMap, Tr
 import { translateCreateError, translateRunError } from './ort-errors.js';
 import { checkCudaProvider } from './cuda-provider.js';
 import { hostUpdate, type HostTensor } from './host-update.js';
+import { drawDropoutMask } from './dropout-masks.js';
 
 type Feeds = Record<string, ort.Tensor>;
 type ModelKey = 'trainStep' | 'gradient' | 'eval';
@@ -68,6 +69,11 @@ export class NativeBackend implements TrainBackend {
   private readonly update: 'host' | 'graph';
   /** The 0/1 masks of top=/random= selections, by parameter (host updates only). */
   private readonly masks: TensorMap;
+  /** Updates taken, and micro-batches run since the last: the key of the next forward's dropout masks. */
+  private updates: number;
+  private micro = 0;
+  /** Dropout-mask buffers by input name, reused while the batch shape stays. */
+  private readonly dropoutBuffers = new Map<string, Uint8Array>();
 
   private constructor(private readonly opts: BackendOptions, private readonly native: Record<ModelKey, ModelSpec>) {
     const m = opts.manifest;
@@ -80,6 +86,7 @@ export class NativeBackend implements TrainBackend {
     this.masks = this.update === 'host' ? readMasks(opts.artifactsDir, m) : new Map();
     this.zeros = new Map(m.parameters.map((p) => [p.name, new Float32Array(p.size)]));
     this.accumulators = this.zeros;
+    this.updates = opts.step ?? 0;
   }
 
   static async create(opts: BackendOptions): Promise<NativeBackend> {
@@ -99,7 +106,7 @@ export class NativeBackend implements TrainBackend {
 
   async accumulate(batch: Batch): Promise<{ loss: number }> {
     const spec = this.native.gradient;
-    const out = await this.run('gradient', this.feeds(spec, batch), batch, stateFetches(spec));
+    const out = await this.run('gradient', this.feeds(spec, batch, undefined, this.forwardKey(false)), batch, stateFetches(spec));
     const loss = scalarOf(out, spec);
     if (!Number.isFinite(loss)) {
       this.accumulators = this.zeros;
@@ -114,7 +121,7 @@ export class NativeBackend implements TrainBackend {
   async trainStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
     if (this.update === 'host') return this.hostStep(batch, control);
     const spec = this.native.trainStep;
-    const feeds = this.feeds(spec, batch, control);
+    const feeds = this.feeds(spec, batch, control, this.forwardKey(true));
     const out = await this.run('trainStep', feeds, batch, stateFetches(spec));
     this.accumulators = this.zeros;
     const loss = scalarOf(out, spec);
@@ -135,7 +142,7 @@ export class NativeBackend implements TrainBackend {
   /** The gradient model on the update's last micro-batch, then the optimizer in place. */
   private async hostStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
     const spec = this.native.gradient;
-    const out = await this.run('gradient', this.feeds(spec, batch), batch, stateFetches(spec));
+    const out = await this.run('gradient', this.feeds(spec, batch, undefined, this.forwardKey(true)), batch, stateFetches(spec));
     this.accumulators = this.zeros;
     const loss = scalarOf(out, spec);
     if (!Number.isFinite(loss)) return { loss };
@@ -230,14 +237,51 @@ export class NativeBackend implements TrainBackend {
     }
   }
 
-  /** The feeds of one model, each input found by its manifest role. */
-  private feeds(spec: ModelSpec, batch: Batch, control?: StepControl): Feeds {
+  /**
+   * The key of the next training forward pass's dropout masks: the update it belongs to (1-based)
+   * and its micro-batch within it. `last` closes the update.
+   */
+  private forwardKey(last: boolean): string {
+    const key = `update ${this.updates + 1} micro-batch ${this.micro}`;
+    if (last) {
+      this.updates++;
+      this.micro = 0;
+    } else {
+      this.micro++;
+    }
+    return key;
+  }
+
+  /** The feeds of one model, each input found by its manifest role; `maskKey` for training models. */
+  private feeds(spec: ModelSpec, batch: Batch, control?: StepControl, maskKey?: string): Feeds {
     const dims = [batch.batch, batch.seqLen];
     const feeds: Feeds = {};
     for (const input of spec.inputs) {
-      feeds[input.name] = this.input(input, spec, batch, dims, control);
+      feeds[input.name] = input.role === 'dropout_mask'
+        ? this.dropoutMask(input, spec, batch, maskKey)
+        : this.input(input, spec, batch, dims, control);
     }
     return feeds;
+  }
+
+  /** A fresh mask for one `dropout_mask` input, drawn from the run's seed and `key`. */
+  private dropoutMask(input: IoSpec, spec: ModelSpec, batch: Batch, key: string | undefined): ort.Tensor {
+    if (key === undefined) throw new ModtuneError(`${spec.file}: input '${input.name}' is a dropout mask, which only training models take`);
+    const { ratio } = input;
+    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1)) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has ratio ${JSON.stringify(ratio)} in manifest.json, expected a number in [0, 1)`);
+    if (input.dtype !== 'bool') throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dtype '${input.dtype}' in manifest.json, expected bool`);
+    const dims = input.shape.map((d) => {
+      if (d === 'batch') return batch.batch;
+      if (d === 'sequence') return batch.seqLen;
+      if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 1 && d <= 1 << 20) return d;
+      throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dimension ${JSON.stringify(d)} in manifest.json, expected batch, sequence or a size up to 2^20`);
+    });
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (size > 2 ** 32) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' would hold ${size} entries ([${dims.join(', ')}]); that is more than one tensor can`);
+    let buf = this.dropoutBuffers.get(input.name);
+    if (!buf || buf.length !== size) this.dropoutBuffers.set(input.name, (buf = new Uint8Array(size)));
+    drawDropoutMask(buf, ratio, this.opts.seed ?? 0, `${key} ${input.name}`);
+    return new ort.Tensor('bool', buf, dims);
   }
 
   private input(input: IoSpec, spec: ModelSpec, batch: Batch, dims: number[], control?: StepControl): ort.Tensor {

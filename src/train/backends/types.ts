@@ -34,6 +34,11 @@ export interface BackendOptions {
   /** Updates already done (a resumed run's checkpoint step; 0 for a fresh run). */
   step?: number;
   /**
+   * The run's seed. Native backend: the dropout masks it feeds follow from it, the update and the
+   * micro-batch (so a resumed run draws what an uninterrupted one would). Default 0.
+   */
+  seed?: number;
+  /**
    * Run the `--cache-frozen` suffix models (`manifest.native.frozenPrefix`): every batch carries
    * `hiddenStates` in place of the token ids. Native backend only.
    */
