@@ -5,7 +5,10 @@
  * optimizer and its hyper-parameters, the task and labels, and the tokenizer.
  */
 export const MANIFEST_FORMAT = 'modtune-artifacts';
-/** 2: the native training models take their dropout masks as inputs (role `dropout_mask`). */
+/**
+ * 2: the native training models take their dropout masks as inputs (role `dropout_mask`); gradient
+ * models give an embedding table's gradient as rows (roles `grad_rows`, `grad_row_indices`).
+ */
 export const MANIFEST_VERSION = 2;
 
 export type IoRole =
@@ -20,6 +23,11 @@ export type IoRole =
   | 'parameter' | 'parameter_updated'
   | 'exp_avg' | 'exp_avg_updated' | 'exp_avg_sq' | 'exp_avg_sq_updated'
   | 'grad_accumulator' | 'grad_accumulator_updated'
+  /**
+   * Gradient models, an embedding table's gradient: float [..., row width] gradients of the rows
+   * looked up and int64 [..., 1] their row indices (the same row may repeat: add them all).
+   */
+  | 'grad_rows' | 'grad_row_indices'
   | 'learning_rate' | 'step' | 'grad_scale';
 
 export interface IoSpec {

@@ -1,5 +1,6 @@
 import { buildBackward } from '../../autodiff/index.js';
 import { DataType } from '../../onnx/dtype.js';
+import { inferShapes } from '../../onnx/shapes.js';
 import { tensorNumbers } from '../../onnx/tensor.js';
 import type { Graph, Model, Node, ValueInfo } from '../../onnx/graph.js';
 import { A, attrString, attrTensor, cloneModel } from '../../onnx/graph.js';
@@ -14,6 +15,11 @@ export const NATIVE_IO = { lr: 'learning_rate', step: 'step', gradScale: 'grad_s
 
 export const accumulatorName = (p: string) => `${p}.grad_accumulator`;
 export const accumulatorUpdatedName = (p: string) => `${p}.grad_accumulator.updated`;
+/** An embedding table's gradient as the looked-up rows' gradients and their row indices (see below). */
+export const gradRowsName = (p: string) => `${p}.grad_rows`;
+export const gradRowIndicesName = (p: string) => `${p}.grad_row_indices`;
+/** Tables with more rows than this give their gradient as rows: more than 32 × 128 tokens look up. */
+const ROWS_FORM_MIN_ROWS = 4096;
 
 export interface NativeParam extends ExposedParameter {
   decay: boolean;
@@ -36,7 +42,8 @@ const like = (name: string, shape: number[]): ValueInfo => ({ name, elemType: Da
  * Build the native (standard-ops) training models from a headed train model and eval model whose
  * trainable parameters are already graph inputs (see `exposeTrainableParameters`).
  *
- * - gradient:  batch, params, accumulators, dropout masks → loss, logits, accumulators + this batch's gradient
+ * - gradient:  batch, params, accumulators, dropout masks → loss, logits, accumulators + this batch's
+ *              gradient (an embedding table's gradient: its looked-up rows' gradients and indices)
  * - trainStep: batch, params, accumulators, moments, learning_rate, step, grad_scale → loss, logits,
  *              updated params and moments, using gradient = (accumulator + this batch's gradient) × grad_scale
  * Gradient accumulation over K micro-batches runs `gradient` K−1 times, then `trainStep` once with
@@ -54,7 +61,24 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   {
     const g = gradient.graph;
     g.outputs = [...userOutputs];
+    const shapes = inferShapes(gradient);
     for (const p of params) {
+      // An embedding table larger than a batch's tokens whose only gradient is the scatter of its
+      // looked-up rows (the word embeddings: 30,522 rows, at most 4,096 looked up by 32 × 128
+      // tokens) hands out those rows and their indices instead of a table-sized tensor: the
+      // caller adds them into its own table.
+      const scatter = scatterOfZeros(g, gradients.get(p.name)!);
+      if (scatter && p.shape.length === 2 && p.shape[0]! > ROWS_FORM_MIN_ROWS) {
+        const [indices, updates] = [scatter.inputs[1]!, scatter.inputs[2]!];
+        const indexShape = shapes.get(indices)?.shape;
+        g.addNode({ opType: 'Identity', name: `/rows/${p.name}`, inputs: [updates], outputs: [gradRowsName(p.name)] });
+        g.addNode({ opType: 'Identity', name: `/row_indices/${p.name}`, inputs: [indices], outputs: [gradRowIndicesName(p.name)] });
+        g.outputs.push(
+          { name: gradRowsName(p.name), elemType: DataType.FLOAT, shape: indexShape && [...indexShape.slice(0, -1), p.shape[1]!] },
+          { name: gradRowIndicesName(p.name), elemType: DataType.INT64, shape: indexShape },
+        );
+        continue;
+      }
       g.inputs.push(like(accumulatorName(p.name), p.shape));
       accumulate(g, accumulatorName(p.name), gradients.get(p.name)!, p.name, accumulatorUpdatedName(p.name));
       g.outputs.push(like(accumulatorUpdatedName(p.name), p.shape));
@@ -167,6 +191,7 @@ export function describeModel(model: Model, file: string, paramNames: Set<string
     if (base) return { name: v.name, role: base, dtype, shape };
     for (const [suffix, role] of [
       ['.grad_accumulator.updated', 'grad_accumulator_updated'], ['.grad_accumulator', 'grad_accumulator'],
+      ['.grad_rows', 'grad_rows'], ['.grad_row_indices', 'grad_row_indices'],
       ['.exp_avg_sq.updated', 'exp_avg_sq_updated'], ['.exp_avg.updated', 'exp_avg_updated'],
       ['.exp_avg_sq', 'exp_avg_sq'], ['.exp_avg', 'exp_avg'], ['.updated', 'parameter_updated'],
     ] as const) {

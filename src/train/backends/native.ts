@@ -19,6 +19,7 @@ import { translateCreateError, translateRunError } from './ort-errors.js';
 import { checkCudaProvider } from './cuda-provider.js';
 import { hostUpdate, type HostTensor } from './host-update.js';
 import { drawDropoutMask } from './dropout-masks.js';
+import { RowGradient } from './row-gradients.js';
 
 type Feeds = Record<string, ort.Tensor>;
 type ModelKey = 'trainStep' | 'gradient' | 'eval';
@@ -74,6 +75,8 @@ export class NativeBackend implements TrainBackend {
   private micro = 0;
   /** Dropout-mask buffers by input name, reused while the batch shape stays. */
   private readonly dropoutBuffers = new Map<string, Uint8Array>();
+  /** The gradient sums of parameters whose gradient comes as rows (embedding tables), by parameter. */
+  private readonly rowGradients = new Map<string, RowGradient>();
 
   private constructor(private readonly opts: BackendOptions, private readonly native: Record<ModelKey, ModelSpec>) {
     const m = opts.manifest;
@@ -84,7 +87,14 @@ export class NativeBackend implements TrainBackend {
     this.moments = new Map(momentNames(m).map((n) => [n, new Float32Array(this.sizes.get(n.replace(/\.exp_avg(_sq)?$/, ''))!)]));
     if (opts.optimizer) this.setOptimizer(opts.optimizer);
     this.masks = this.update === 'host' ? readMasks(opts.artifactsDir, m) : new Map();
-    this.zeros = new Map(m.parameters.map((p) => [p.name, new Float32Array(p.size)]));
+    for (const o of native.gradient.outputs) {
+      if (o.role !== 'grad_rows') continue;
+      const shape = this.shapes.get(o.parameter ?? '');
+      if (!shape || shape.length !== 2) throw new ModtuneError(`${native.gradient.file}: output '${o.name}' gives rows of '${o.parameter}', which is not a trainable table in manifest.json`);
+      this.rowGradients.set(o.parameter!, new RowGradient(o.parameter!, shape[0]!, shape[1]!));
+    }
+    // A row-gradient table's sum is zero between updates: it serves as its zero accumulator.
+    this.zeros = new Map(m.parameters.map((p) => [p.name, this.rowGradients.get(p.name)?.sum ?? new Float32Array(p.size)]));
     this.accumulators = this.zeros;
     this.updates = opts.step ?? 0;
   }
@@ -109,13 +119,38 @@ export class NativeBackend implements TrainBackend {
     const out = await this.run('gradient', this.feeds(spec, batch, undefined, this.forwardKey(false)), batch, stateFetches(spec));
     const loss = scalarOf(out, spec);
     if (!Number.isFinite(loss)) {
-      this.accumulators = this.zeros;
+      this.clearAccumulated();
       return { loss };
     }
-    const next: TensorMap = new Map();
-    for (const o of spec.outputs) if (o.role === 'grad_accumulator_updated') next.set(o.parameter!, this.floatOutput(out, o));
-    this.accumulators = next;
+    this.accumulators = this.gradientSums(out, spec);
     return { loss };
+  }
+
+  /**
+   * The accumulated gradients after a gradient-model run, by parameter: its accumulator outputs as
+   * they are (accumulator inputs + this batch), row gradients added into their tables' sums.
+   */
+  private gradientSums(out: ort.InferenceSession.ReturnType, spec: ModelSpec): TensorMap {
+    const sums: TensorMap = new Map();
+    for (const o of spec.outputs) {
+      if (o.role === 'grad_accumulator_updated') sums.set(o.parameter!, this.floatOutput(out, o));
+      if (o.role !== 'grad_rows') continue;
+      const table = this.rowGradients.get(o.parameter!)!;
+      const indexSpec = spec.outputs.find((x) => x.role === 'grad_row_indices' && x.parameter === o.parameter);
+      const [grads, indices] = [out[o.name]?.data, indexSpec && out[indexSpec.name]?.data];
+      if (!(grads instanceof Float32Array) || !(indices instanceof BigInt64Array)) {
+        throw new ModtuneError(`${spec.file}: the row gradient of '${o.parameter}' needs float32 output '${o.name}' and its int64 row indices`);
+      }
+      table.add(grads, indices, spec.file);
+      sums.set(o.parameter!, table.sum);
+    }
+    return sums;
+  }
+
+  /** Drop what was accumulated since the last update. */
+  private clearAccumulated(): void {
+    this.accumulators = this.zeros;
+    for (const t of this.rowGradients.values()) t.clear();
   }
 
   async trainStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
@@ -123,7 +158,7 @@ export class NativeBackend implements TrainBackend {
     const spec = this.native.trainStep;
     const feeds = this.feeds(spec, batch, control, this.forwardKey(true));
     const out = await this.run('trainStep', feeds, batch, stateFetches(spec));
-    this.accumulators = this.zeros;
+    this.clearAccumulated();
     const loss = scalarOf(out, spec);
     if (!Number.isFinite(loss)) return { loss };
     const params: TensorMap = new Map();
@@ -145,9 +180,11 @@ export class NativeBackend implements TrainBackend {
     const out = await this.run('gradient', this.feeds(spec, batch, undefined, this.forwardKey(true)), batch, stateFetches(spec));
     this.accumulators = this.zeros;
     const loss = scalarOf(out, spec);
-    if (!Number.isFinite(loss)) return { loss };
-    const grads: TensorMap = new Map();
-    for (const o of spec.outputs) if (o.role === 'grad_accumulator_updated') grads.set(o.parameter!, this.floatOutput(out, o));
+    if (!Number.isFinite(loss)) {
+      this.clearAccumulated();
+      return { loss };
+    }
+    const grads = this.gradientSums(out, spec);
     const m = this.opts.manifest;
     const tensors = m.parameters.map((p): HostTensor => {
       const grad = grads.get(p.name);
@@ -159,6 +196,7 @@ export class NativeBackend implements TrainBackend {
     });
     const o = m.optimizer;
     hostUpdate(tensors, { name: o.name, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm ?? 0 }, control);
+    this.clearAccumulated();
     return { loss };
   }
 
@@ -187,7 +225,7 @@ export class NativeBackend implements TrainBackend {
   setState(state: { parameters: TensorMap; optimizer?: TensorMap }): void {
     this.params = this.own(checkParameters(this.opts.manifest, state.parameters, 'checkpoint parameters'));
     if (state.optimizer) this.setOptimizer(state.optimizer);
-    this.accumulators = this.zeros;
+    this.clearAccumulated();
   }
 
   async release(): Promise<void> {
