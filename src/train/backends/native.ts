@@ -73,7 +73,7 @@ export class NativeBackend implements TrainBackend {
   /** Updates taken, and micro-batches run since the last: the key of the next forward's dropout masks. */
   private updates: number;
   private micro = 0;
-  /** Dropout-mask buffers by input name, reused while the batch shape stays. */
+  /** Dropout-mask buffers by input name, reused from batch to batch. */
   private readonly dropoutBuffers = new Map<string, Uint8Array>();
   /** The gradient sums of parameters whose gradient comes as rows (embedding tables), by parameter. */
   private readonly rowGradients = new Map<string, RowGradient>();
@@ -316,10 +316,12 @@ export class NativeBackend implements TrainBackend {
     });
     const size = dims.reduce((a, b) => a * b, 1);
     if (size > 2 ** 32) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' would hold ${size} entries ([${dims.join(', ')}]); that is more than one tensor can`);
+    // Padded lengths change from batch to batch: the buffer only grows, and a batch uses its start.
     let buf = this.dropoutBuffers.get(input.name);
-    if (!buf || buf.length !== size) this.dropoutBuffers.set(input.name, (buf = new Uint8Array(size)));
-    drawDropoutMask(buf, ratio, this.opts.seed ?? 0, `${key} ${input.name}`);
-    return new ort.Tensor('bool', buf, dims);
+    if (!buf || buf.length < size) this.dropoutBuffers.set(input.name, (buf = new Uint8Array(size)));
+    const mask = buf.subarray(0, size);
+    drawDropoutMask(mask, ratio, this.opts.seed ?? 0, `${key} ${input.name}`);
+    return new ort.Tensor('bool', mask, dims);
   }
 
   private input(input: IoSpec, spec: ModelSpec, batch: Batch, dims: number[], control?: StepControl): ort.Tensor {
