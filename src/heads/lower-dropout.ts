@@ -1,6 +1,6 @@
 import { ModtuneError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
-import { A, Attr, Model, Node } from '../onnx/graph.js';
+import { A, Attr, Graph, Model, Node } from '../onnx/graph.js';
 import { scalarF32 } from '../onnx/tensor.js';
 import { constantScalar } from './patterns.js';
 
@@ -38,21 +38,38 @@ export function lowerDropouts(model: Model, opts: { onlyUnusedMask?: boolean } =
     if (ratio === 0) continue;
     const maskUsed = !!mask && (g.consumers(mask).length > 0 || g.isGraphOutput(mask));
     if (onlyUnused && maskUsed) continue;
-    replaceWithRandomOps(model, n, x, y, maskUsed ? mask : undefined, ratio);
+    replaceWithRandomOps(model, n, x, maskUsed ? mask : undefined, ratio);
     for (const c of [ratioName, modeName]) if (c && g.initializers.has(c)) orphanCandidates.add(c);
     count++;
   }
   if (count) {
     // The Dropouts' ratio/training_mode constants may now be unread.
-    for (const name of orphanCandidates) {
-      if (g.consumers(name).length === 0 && !g.isGraphOutput(name) && !g.isGraphInput(name)) g.initializers.delete(name);
-    }
+    deleteUnreadInitializers(g, orphanCandidates);
     g.topologicalSort();
   }
   return count;
 }
 
-function replaceWithRandomOps(model: Model, n: Node, x: string, y: string, mask: string | undefined, ratio: number): void {
+/**
+ * The dropping-out part of a rewritten Dropout `n` (already removed from the graph): its output
+ * becomes Where(keep, x · 1/(1 − ratio), 0), with `keep` the bool mask (true = kept).
+ */
+export function dropOutWhere(g: Graph, n: Node, keep: string, ratio: number): void {
+  const [x, y] = [n.inputs[0]!, n.outputs[0]!];
+  const scaleInit = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
+  const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scaleInit] }).outputs[0]!;
+  const zero = g.addInitializer(scalarF32(`${n.name}/zero`, 0));
+  g.addNode({ opType: 'Where', name: `${n.name}/Where`, inputs: [keep, scaled, zero], outputs: [y] });
+}
+
+/** Delete the initializers among `names` that nothing reads any more (a rewritten Dropout's constants). */
+export function deleteUnreadInitializers(g: Graph, names: Iterable<string>): void {
+  for (const name of names) {
+    if (g.initializers.has(name) && g.consumers(name).length === 0 && !g.isGraphOutput(name) && !g.isGraphInput(name)) g.initializers.delete(name);
+  }
+}
+
+function replaceWithRandomOps(model: Model, n: Node, x: string, mask: string | undefined, ratio: number): void {
   const g = model.graph;
   const seed = n.attrs.seed;
   g.removeNodes([n]);
@@ -60,9 +77,6 @@ function replaceWithRandomOps(model: Model, n: Node, x: string, y: string, mask:
   const u = g.addNode({ opType: 'RandomUniformLike', name: `${n.name}/RandomUniformLike`, inputs: [x], attrs: uniformAttrs }).outputs[0]!;
   const ratioInit = g.addInitializer(scalarF32(`${n.name}/ratio`, ratio));
   const keep = g.addNode({ opType: 'Less', name: `${n.name}/Less`, inputs: [ratioInit, u], outputs: mask ? [mask] : 1 }).outputs[0]!;
-  const scaleInit = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
-  const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scaleInit] }).outputs[0]!;
-  const zero = g.addInitializer(scalarF32(`${n.name}/zero`, 0));
-  g.addNode({ opType: 'Where', name: `${n.name}/Where`, inputs: [keep, scaled, zero], outputs: [y] });
+  dropOutWhere(g, n, keep, ratio);
   if (mask) g.valueInfo.set(mask, { name: mask, elemType: DataType.BOOL, shape: g.valueInfo.get(mask)?.shape });
 }

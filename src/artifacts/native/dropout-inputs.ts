@@ -13,8 +13,8 @@
 import { DataType } from '../../onnx/dtype.js';
 import type { Dim, Model } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
-import { scalarF32 } from '../../onnx/tensor.js';
 import { constantScalar } from '../../heads/patterns.js';
+import { deleteUnreadInitializers, dropOutWhere } from '../../heads/lower-dropout.js';
 
 /** Graph input names of the masks: the Dropout node's name with this suffix. */
 export const DROPOUT_MASK_SUFFIX = '.mask';
@@ -45,10 +45,7 @@ export function dropoutsToMaskInputs(model: Model): Map<string, number> {
     const mask = g.uniqueName(`${n.name}${DROPOUT_MASK_SUFFIX}`);
     g.removeNodes([n]);
     g.inputs.push({ name: mask, elemType: DataType.BOOL, shape: [...shape] });
-    const scale = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
-    const zero = g.addInitializer(scalarF32(`${n.name}/zero`, 0));
-    const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scale] }).outputs[0]!;
-    g.addNode({ opType: 'Where', name: `${n.name}/Where`, inputs: [mask, scaled, zero], outputs: [y] });
+    dropOutWhere(g, n, mask, ratio);
     if (maskOut) {
       g.replaceUses(maskOut, mask);
       // A graph output keeps its name (ONNX has no output that is an input's alias).
@@ -58,9 +55,7 @@ export function dropoutsToMaskInputs(model: Model): Map<string, number> {
     unread.add(ratioName).add(modeName);
   }
   if (ratios.size) {
-    for (const name of unread) {
-      if (g.consumers(name).length === 0 && !g.isGraphOutput(name) && !g.isGraphInput(name)) g.initializers.delete(name);
-    }
+    deleteUnreadInitializers(g, unread);
     g.topologicalSort();
   }
   return ratios;
