@@ -18,6 +18,7 @@ import type { BackendFactory, BackendOptions, Device, StepControl, TensorMap, Tr
 import { translateCreateError, translateRunError } from './ort-errors.js';
 import { checkCudaProvider } from './cuda-provider.js';
 import { hostUpdate, type HostTensor } from './host-update.js';
+import type { OptimizerConfig } from '../../artifacts/native/optimizer.js';
 import { drawDropoutMask } from './dropout-masks.js';
 import { RowGradient } from './row-gradients.js';
 
@@ -70,9 +71,13 @@ export class NativeBackend implements TrainBackend {
   private readonly update: 'host' | 'graph';
   /** The 0/1 masks of top=/random= selections, by parameter (host updates only). */
   private readonly masks: TensorMap;
+  /** The manifest's optimizer, as the host update takes it. */
+  private readonly optimizer: OptimizerConfig;
   /** Updates taken, and micro-batches run since the last: the key of the next forward's dropout masks. */
   private updates: number;
   private micro = 0;
+  /** The training models' dropout-mask inputs, checked once, by name. */
+  private readonly dropoutSites = new Map<string, DropoutSite>();
   /** Dropout-mask buffers by input name, reused from batch to batch. */
   private readonly dropoutBuffers = new Map<string, Uint8Array>();
   /** The gradient sums of parameters whose gradient comes as rows (embedding tables), by parameter. */
@@ -87,6 +92,11 @@ export class NativeBackend implements TrainBackend {
     this.moments = new Map(momentNames(m).map((n) => [n, new Float32Array(this.sizes.get(n.replace(/\.exp_avg(_sq)?$/, ''))!)]));
     if (opts.optimizer) this.setOptimizer(opts.optimizer);
     this.masks = this.update === 'host' ? readMasks(opts.artifactsDir, m) : new Map();
+    const o = m.optimizer;
+    this.optimizer = { name: o.name, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm ?? 0 };
+    for (const spec of [native.gradient, native.trainStep]) {
+      for (const input of spec.inputs) if (input.role === 'dropout_mask') this.dropoutSites.set(input.name, checkDropoutSite(input, spec));
+    }
     for (const o of native.gradient.outputs) {
       if (o.role !== 'grad_rows') continue;
       const shape = this.shapes.get(o.parameter ?? '');
@@ -178,7 +188,6 @@ export class NativeBackend implements TrainBackend {
   private async hostStep(batch: Batch, control: StepControl): Promise<{ loss: number }> {
     const spec = this.native.gradient;
     const out = await this.run('gradient', this.feeds(spec, batch, undefined, this.forwardKey(true)), batch, stateFetches(spec));
-    this.accumulators = this.zeros;
     const loss = scalarOf(out, spec);
     if (!Number.isFinite(loss)) {
       this.clearAccumulated();
@@ -194,8 +203,7 @@ export class NativeBackend implements TrainBackend {
         expAvg: this.moments.get(`${p.name}.exp_avg`), expAvgSq: this.moments.get(`${p.name}.exp_avg_sq`),
       };
     });
-    const o = m.optimizer;
-    hostUpdate(tensors, { name: o.name, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm ?? 0 }, control);
+    hostUpdate(tensors, this.optimizer, control);
     this.clearAccumulated();
     return { loss };
   }
@@ -304,23 +312,16 @@ export class NativeBackend implements TrainBackend {
 
   /** A fresh mask for one `dropout_mask` input, drawn from the run's seed and `key`. */
   private dropoutMask(input: IoSpec, spec: ModelSpec, batch: Batch, key: string | undefined): ort.Tensor {
-    if (key === undefined) throw new ModtuneError(`${spec.file}: input '${input.name}' is a dropout mask, which only training models take`);
-    const { ratio } = input;
-    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1)) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has ratio ${JSON.stringify(ratio)} in manifest.json, expected a number in [0, 1)`);
-    if (input.dtype !== 'bool') throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dtype '${input.dtype}' in manifest.json, expected bool`);
-    const dims = input.shape.map((d) => {
-      if (d === 'batch') return batch.batch;
-      if (d === 'sequence') return batch.seqLen;
-      if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 1 && d <= 1 << 20) return d;
-      throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dimension ${JSON.stringify(d)} in manifest.json, expected batch, sequence or a size up to 2^20`);
-    });
+    const site = this.dropoutSites.get(input.name);
+    if (key === undefined || !site) throw new ModtuneError(`${spec.file}: input '${input.name}' is a dropout mask, which only training models take`);
+    const dims = site.dims.map((d) => (d === 'batch' ? batch.batch : d === 'sequence' ? batch.seqLen : d));
     const size = dims.reduce((a, b) => a * b, 1);
     if (size > 2 ** 32) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' would hold ${size} entries ([${dims.join(', ')}]); that is more than one tensor can`);
     // Padded lengths change from batch to batch: the buffer only grows, and a batch uses its start.
     let buf = this.dropoutBuffers.get(input.name);
     if (!buf || buf.length < size) this.dropoutBuffers.set(input.name, (buf = new Uint8Array(size)));
     const mask = buf.subarray(0, size);
-    drawDropoutMask(mask, ratio, this.opts.seed ?? 0, `${key} ${input.name}`);
+    drawDropoutMask(mask, site.ratio, this.opts.seed ?? 0, `${key} ${input.name}`);
     return new ort.Tensor('bool', mask, dims);
   }
 
@@ -369,6 +370,22 @@ export class NativeBackend implements TrainBackend {
     }
     return data;
   }
+}
+
+/** A dropout-mask input as the manifest describes it: its drop ratio and its dimensions. */
+interface DropoutSite { ratio: number; dims: (number | 'batch' | 'sequence')[] }
+
+/** A `dropout_mask` input of manifest.json (untrusted) checked: a ratio in [0, 1), bool, sizable dims. */
+function checkDropoutSite(input: IoSpec, spec: ModelSpec): DropoutSite {
+  const { ratio } = input;
+  if (typeof ratio !== 'number' || !(ratio >= 0 && ratio < 1)) throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has ratio ${JSON.stringify(ratio)} in manifest.json, expected a number in [0, 1)`);
+  if (input.dtype !== 'bool') throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dtype '${input.dtype}' in manifest.json, expected bool`);
+  const dims = input.shape.map((d) => {
+    if (d === 'batch' || d === 'sequence') return d;
+    if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 1 && d <= 1 << 20) return d;
+    throw new ModtuneError(`${spec.file}: dropout mask '${input.name}' has dimension ${JSON.stringify(d)} in manifest.json, expected batch, sequence or a size up to 2^20`);
+  });
+  return { ratio, dims };
 }
 
 /** The artifacts' top=/random= masks (masks.safetensors), by parameter, as 0/1 floats. */
