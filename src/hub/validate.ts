@@ -4,22 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { headerLength, parseHeader } from '../bert/safetensors-format.js';
-
-function readRange(file: string, start: number, length: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(fd, buf, done, length - done, start + done);
-      if (n <= 0) break;
-      done += n;
-    }
-    return buf.subarray(0, done);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+import { readRange } from '../util/read-range.js';
 
 function checkJson(file: string): void {
   JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -23,6 +23,7 @@ import { DEFAULTS, type RunConfig } from './options.js';
 import { checkHeadFitsTask } from './prepare.js';
 import { isRunFolder, readConfig, runArtifactsDir, runFiles } from './run-folder.js';
 import { jsonHas } from '../util/output-guard.js';
+import { readRange } from '../util/read-range.js';
 
 export interface EvaluateRunOptions {
   /** A run folder (config.json) or an artifacts folder (manifest.json). */
@@ -190,18 +191,8 @@ function checkReplaceable(file: string, kind: OutputKind): void {
     throw new ModtuneError(`--out ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (!st.isFile()) throw new ModtuneError(`--out ${file} exists and is not a regular file; expected a new file path or ${kind.what}`);
-  const recognised = (!kind.whole || st.size <= kind.readBytes) && kind.recognise(readHead(file, kind.readBytes));
+  const recognised = (!kind.whole || st.size <= kind.readBytes) && kind.recognise(readRange(file, 0, kind.readBytes).toString('utf8'));
   if (!recognised) throw new ModtuneError(`--out ${file} exists and is not ${kind.what}; eval replaces only its own output, choose another --out`);
-}
-
-function readHead(file: string, bytes: number): string {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(bytes);
-    return buf.subarray(0, fs.readSync(fd, buf, 0, bytes, 0)).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Where submission files go: `--out FILE` for a task with one test split, else a folder. */
