@@ -61,7 +61,8 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   {
     const g = gradient.graph;
     g.outputs = [...userOutputs];
-    const shapes = inferShapes(gradient);
+    // Shapes only for the tables that qualify (none unless the word embeddings train).
+    let shapes: ReturnType<typeof inferShapes> | undefined;
     for (const p of params) {
       // An embedding table larger than a batch's tokens whose only gradient is the scatter of its
       // looked-up rows (the word embeddings: 30,522 rows, at most 4,096 looked up by 32 × 128
@@ -70,7 +71,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
       const scatter = scatterOfZeros(g, gradients.get(p.name)!);
       if (scatter && p.shape.length === 2 && p.shape[0]! > ROWS_FORM_MIN_ROWS) {
         const [indices, updates] = [scatter.inputs[1]!, scatter.inputs[2]!];
-        const indexShape = shapes.get(indices)?.shape;
+        const indexShape = (shapes ??= inferShapes(gradient)).get(indices)?.shape;
         g.addNode({ opType: 'Identity', name: `/rows/${p.name}`, inputs: [updates], outputs: [gradRowsName(p.name)] });
         g.addNode({ opType: 'Identity', name: `/row_indices/${p.name}`, inputs: [indices], outputs: [gradRowIndicesName(p.name)] });
         g.outputs.push(

@@ -28,7 +28,7 @@ export const MASK_DIMS: ReadonlySet<string> = new Set(['batch', 'sequence']);
  */
 export function dropoutsToMaskInputs(model: Model): Map<string, number> {
   const g = model.graph;
-  const shapes = inferShapes(model);
+  let shapes: ReturnType<typeof inferShapes> | undefined;
   const ratios = new Map<string, number>();
   const unread = new Set<string>();
   for (const n of [...g.nodes]) {
@@ -39,7 +39,7 @@ export function dropoutsToMaskInputs(model: Model): Map<string, number> {
     const mode = constantScalar(g, modeName);
     const ratio = constantScalar(g, ratioName);
     if (!mode || ratio === undefined || !(ratio > 0 && ratio < 1)) continue;
-    const shape = shapes.get(x)?.shape;
+    const shape = (shapes ??= inferShapes(model)).get(x)?.shape;
     if (!shape || !shape.every((d: Dim) => typeof d === 'number' || (typeof d === 'string' && MASK_DIMS.has(d)))) continue;
 
     const mask = g.uniqueName(`${n.name}${DROPOUT_MASK_SUFFIX}`);
