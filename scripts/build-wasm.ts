@@ -19,8 +19,10 @@ export const WASM_MODULES: WasmModule[] = [
 ];
 
 /** The TypeScript source holding the assembled bytes of one module. */
+let assembler: ReturnType<typeof wabt> | undefined;
+
 export async function generatedSource(mod: WasmModule): Promise<string> {
-  const w = await wabt();
+  const w = await (assembler ??= wabt());
   const text = fs.readFileSync(path.join(root, mod.wat), 'utf8');
   const parsed = w.parseWat(path.basename(mod.wat), text, { simd: true });
   try {
