@@ -18,9 +18,10 @@ export const WASM_MODULES: WasmModule[] = [
   { wat: 'src/train/backends/dropout-masks.wat', out: 'src/train/backends/dropout-masks-wasm.ts', name: 'DROPOUT_MASKS_WASM' },
 ];
 
-/** The TypeScript source holding the assembled bytes of one module. */
+/** wabt's own WebAssembly build, loaded once. */
 let assembler: ReturnType<typeof wabt> | undefined;
 
+/** The TypeScript source holding the assembled bytes of one module. */
 export async function generatedSource(mod: WasmModule): Promise<string> {
   const w = await (assembler ??= wabt());
   const text = fs.readFileSync(path.join(root, mod.wat), 'utf8');
