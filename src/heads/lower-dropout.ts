@@ -54,7 +54,7 @@ export function lowerDropouts(model: Model, opts: { onlyUnusedMask?: boolean } =
  * The dropping-out part of a rewritten Dropout `n` (already removed from the graph): its output
  * becomes Where(keep, x · 1/(1 − ratio), 0), with `keep` the bool mask (true = kept).
  */
-export function dropOutWhere(g: Graph, n: Node, keep: string, ratio: number): void {
+function dropOutWhere(g: Graph, n: Node, keep: string, ratio: number): void {
   const [x, y] = [n.inputs[0]!, n.outputs[0]!];
   const scaleInit = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
   const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scaleInit] }).outputs[0]!;

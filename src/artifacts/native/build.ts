@@ -8,7 +8,7 @@ import { lowerDropouts } from '../../heads/index.js';
 import type { ExposedParameter } from '../expose.js';
 import type { IoRole, IoSpec, ModelSpec } from '../manifest.js';
 import { appendOptimizerUpdate, OptimizerConfig, stateNames } from './optimizer.js';
-import { dropoutsToMaskInputs } from './dropout-inputs.js';
+import { dropoutsToMaskInputs, recastMasksForBackward } from './dropout-inputs.js';
 
 /** Graph input names of the native training models' scalar controls. */
 export const NATIVE_IO = { lr: 'learning_rate', step: 'step', gradScale: 'grad_scale' } as const;
@@ -55,6 +55,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   const withGrad = cloneModel(train);
   const dropoutMasks = dropoutsToMaskInputs(withGrad);
   const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
+  recastMasksForBackward(withGrad, dropoutMasks);
   const userOutputs = withGrad.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
 
   const gradient = cloneModel(withGrad);
