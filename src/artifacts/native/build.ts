@@ -9,6 +9,8 @@ import type { ExposedParameter } from '../expose.js';
 import type { IoRole, IoSpec, ModelSpec } from '../manifest.js';
 import { appendOptimizerUpdate, OptimizerConfig, stateNames } from './optimizer.js';
 import { dropoutsToMaskInputs, recastMasksForBackward } from './dropout-inputs.js';
+import { fuseTransposedOperands } from './transposed-matmuls.js';
+import { shapesFromBatchInput } from './batch-shapes.js';
 
 /** Graph input names of the native training models' scalar controls. */
 export const NATIVE_IO = { lr: 'learning_rate', step: 'step', gradScale: 'grad_scale' } as const;
@@ -56,6 +58,8 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   const dropoutMasks = dropoutsToMaskInputs(withGrad);
   const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
   recastMasksForBackward(withGrad, dropoutMasks);
+  fuseTransposedOperands(withGrad);
+  shapesFromBatchInput(withGrad);
   const userOutputs = withGrad.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
 
   const gradient = cloneModel(withGrad);

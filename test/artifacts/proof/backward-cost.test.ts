@@ -13,7 +13,8 @@ import { loadModel } from '../../../src/onnx/io.js';
 import { tmpDir } from '../../helpers/paths.js';
 import { writeBuilderTiny } from './drive.js';
 
-const isMatMul = (n: Node) => n.opType === 'MatMul' || n.opType === 'Gemm';
+/** A MatMul, also one that reads an operand transposed (FusedMatMul, src/artifacts/native/transposed-matmuls.ts). */
+const isMatMul = (n: Node) => n.opType === 'MatMul' || n.opType === 'Gemm' || (n.opType === 'FusedMatMul' && n.domain === 'com.microsoft');
 /** Ops that only move a gradient's entries around (layout), looked through to find what computed it. */
 const LAYOUT = new Set(['Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Cast']);
 const LINEAR_MODULES = new Set(['query', 'key', 'value', 'attention-output', 'intermediate', 'output', 'pooler', 'classifier']);
