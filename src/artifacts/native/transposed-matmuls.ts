@@ -11,9 +11,9 @@
  * 110 MB at the peak of a bert-base step at 8 × 128. Rewritten before ONNX Runtime sees the graph,
  * the MatMul reads Kᵀ transposed and nothing is copied.
  *
- * FusedMatMul is a contrib op of stock ONNX Runtime's CPU provider (onnxruntime-node and the
- * WebAssembly build of onnxruntime-web); ONNX Runtime itself rewrites MatMuls into it. A transposed
- * initializer is left alone: ONNX Runtime folds that constant once, at load.
+ * FusedMatMul is a contrib op of stock ONNX Runtime's CPU and CUDA providers and of onnxruntime-web's
+ * WebAssembly build; ONNX Runtime itself rewrites MatMuls into it. A transposed initializer is left
+ * alone: ONNX Runtime folds that constant once, at load.
  */
 import { A, attrInts, type Graph, type Model } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
