@@ -10,9 +10,8 @@
  * Runtime's Where kernel costs about five times a Mul over the same tensor. The backward pass
  * (dx = dy · Cast(mask) · scale, through the Mul rule) casts the mask again (see
  * `recastMasksForBackward`). The scale comes last so that ONNX Runtime folds it into a MatMul that
- * follows (the attention probabilities' dropout). A
- * Dropout whose input shape is not made of known sizes and the `batch`/`sequence` dimensions stays
- * as it is: the backend could not size its mask.
+ * follows (the attention probabilities' dropout). A Dropout whose input shape is not made of known
+ * sizes and the `batch`/`sequence` dimensions stays as it is: the backend could not size its mask.
  */
 import { DataType } from '../../onnx/dtype.js';
 import { A, type Dim, type Graph, type Model, type Node } from '../../onnx/graph.js';
