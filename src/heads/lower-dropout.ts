@@ -38,7 +38,7 @@ export function lowerDropouts(model: Model, opts: { onlyUnusedMask?: boolean } =
     if (ratio === 0) continue;
     const maskUsed = !!mask && (g.consumers(mask).length > 0 || g.isGraphOutput(mask));
     if (onlyUnused && maskUsed) continue;
-    replaceWithRandomOps(model, n, x, maskUsed ? mask : undefined, ratio);
+    replaceWithRandomOps(model, n, x, y, maskUsed ? mask : undefined, ratio);
     for (const c of [ratioName, modeName]) if (c && g.initializers.has(c)) orphanCandidates.add(c);
     count++;
   }
@@ -50,18 +50,6 @@ export function lowerDropouts(model: Model, opts: { onlyUnusedMask?: boolean } =
   return count;
 }
 
-/**
- * The dropping-out part of a rewritten Dropout `n` (already removed from the graph): its output
- * becomes Where(keep, x · 1/(1 − ratio), 0), with `keep` the bool mask (true = kept).
- */
-function dropOutWhere(g: Graph, n: Node, keep: string, ratio: number): void {
-  const [x, y] = [n.inputs[0]!, n.outputs[0]!];
-  const scaleInit = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
-  const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scaleInit] }).outputs[0]!;
-  const zero = g.addInitializer(scalarF32(`${n.name}/zero`, 0));
-  g.addNode({ opType: 'Where', name: `${n.name}/Where`, inputs: [keep, scaled, zero], outputs: [y] });
-}
-
 /** Delete the initializers among `names` that nothing reads any more (a rewritten Dropout's constants). */
 export function deleteUnreadInitializers(g: Graph, names: Iterable<string>): void {
   for (const name of names) {
@@ -69,7 +57,7 @@ export function deleteUnreadInitializers(g: Graph, names: Iterable<string>): voi
   }
 }
 
-function replaceWithRandomOps(model: Model, n: Node, x: string, mask: string | undefined, ratio: number): void {
+function replaceWithRandomOps(model: Model, n: Node, x: string, y: string, mask: string | undefined, ratio: number): void {
   const g = model.graph;
   const seed = n.attrs.seed;
   g.removeNodes([n]);
@@ -77,6 +65,9 @@ function replaceWithRandomOps(model: Model, n: Node, x: string, mask: string | u
   const u = g.addNode({ opType: 'RandomUniformLike', name: `${n.name}/RandomUniformLike`, inputs: [x], attrs: uniformAttrs }).outputs[0]!;
   const ratioInit = g.addInitializer(scalarF32(`${n.name}/ratio`, ratio));
   const keep = g.addNode({ opType: 'Less', name: `${n.name}/Less`, inputs: [ratioInit, u], outputs: mask ? [mask] : 1 }).outputs[0]!;
-  dropOutWhere(g, n, keep, ratio);
+  const scaleInit = g.addInitializer(scalarF32(`${n.name}/scale`, 1 / (1 - ratio)));
+  const scaled = g.addNode({ opType: 'Mul', name: `${n.name}/Mul`, inputs: [x, scaleInit] }).outputs[0]!;
+  const zero = g.addInitializer(scalarF32(`${n.name}/zero`, 0));
+  g.addNode({ opType: 'Where', name: `${n.name}/Where`, inputs: [keep, scaled, zero], outputs: [y] });
   if (mask) g.valueInfo.set(mask, { name: mask, elemType: DataType.BOOL, shape: g.valueInfo.get(mask)?.shape });
 }

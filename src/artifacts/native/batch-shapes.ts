@@ -10,27 +10,25 @@
  * shape as fixed sizes and the batch's `batch`/`sequence` dimensions, the shape is assembled from
  * Shape(input) of the graph input that carries those two, which is alive anyway.
  */
-import { A, attrInt, type Model } from '../../onnx/graph.js';
+import { A, attrInt, type Model, type ValueInfo } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { int64s } from '../../onnx/tensor.js';
-
-const BATCH_DIMS = ['batch', 'sequence'] as const;
+import { BATCH_DIMS } from './dropout-inputs.js';
 
 /** Rewrite in place; returns the number of Shape nodes rewritten. */
-export function shapesFromBatchInput(model: Model): number {
+export function shapesFromBatchInput(model: Model, shapes: Map<string, ValueInfo> = inferShapes(model)): number {
   const g = model.graph;
   // The input that carries both batch dimensions: input_ids [batch, sequence], or the cached
   // hidden states [batch, sequence, hidden] of the frozen-prefix models.
-  const carrier = g.inputs.find((i) => !g.initializers.has(i.name) && BATCH_DIMS.every((d) => i.shape?.includes(d)));
+  const carrier = g.inputs.find((i) => !g.initializers.has(i.name) && [...BATCH_DIMS].every((d) => i.shape?.includes(d)));
   if (!carrier) return 0;
-  const shapes = inferShapes(model);
   let carrierShape: string | undefined;
   const dimOfCarrier = new Map<string, string>();
   let rewritten = 0;
   for (const n of [...g.nodes]) {
     if (n.opType !== 'Shape' || (n.domain !== '' && n.domain !== 'ai.onnx') || n.inputs[0] === carrier.name) continue;
     const shape = shapes.get(n.inputs[0]!)?.shape;
-    if (!shape || !shape.every((d) => typeof d === 'number' || BATCH_DIMS.includes(d as never))) continue;
+    if (!shape || !shape.every((d) => typeof d === 'number' || (typeof d === 'string' && BATCH_DIMS.has(d)))) continue;
     // Shape's optional start/end (opset 15) select a slice of the dimensions.
     const rank = shape.length;
     const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + rank : v, 0), rank);

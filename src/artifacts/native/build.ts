@@ -58,16 +58,16 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   const dropoutMasks = dropoutsToMaskInputs(withGrad);
   const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
   recastMasksForBackward(withGrad, dropoutMasks);
-  fuseTransposedOperands(withGrad);
-  shapesFromBatchInput(withGrad);
+  // One shape inference serves the passes below: none changes the shape of a value that exists.
+  const shapes = inferShapes(withGrad);
+  fuseTransposedOperands(withGrad, shapes);
+  shapesFromBatchInput(withGrad, shapes);
   const userOutputs = withGrad.graph.outputs.filter((o) => o.name === 'loss' || o.name === 'logits');
 
   const gradient = cloneModel(withGrad);
   {
     const g = gradient.graph;
     g.outputs = [...userOutputs];
-    // Shapes only for the tables that qualify (none unless the word embeddings train).
-    let shapes: ReturnType<typeof inferShapes> | undefined;
     for (const p of params) {
       // An embedding table larger than a batch's tokens whose only gradient is the scatter of its
       // looked-up rows (the word embeddings: 30,522 rows, at most 4,096 looked up by 32 × 128
@@ -76,7 +76,7 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
       const scatter = scatterOfZeros(g, gradients.get(p.name)!);
       if (scatter && p.shape.length === 2 && p.shape[0]! > ROWS_FORM_MIN_ROWS) {
         const [indices, updates] = [scatter.inputs[1]!, scatter.inputs[2]!];
-        const indexShape = (shapes ??= inferShapes(gradient)).get(indices)?.shape;
+        const indexShape = shapes.get(indices)?.shape;
         g.addNode({ opType: 'Identity', name: `/rows/${p.name}`, inputs: [updates], outputs: [gradRowsName(p.name)] });
         g.addNode({ opType: 'Identity', name: `/row_indices/${p.name}`, inputs: [indices], outputs: [gradRowIndicesName(p.name)] });
         g.outputs.push(

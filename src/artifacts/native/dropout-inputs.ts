@@ -23,8 +23,8 @@ import { deleteUnreadInitializers } from '../../heads/lower-dropout.js';
 /** Graph input names of the masks: the Dropout node's name with this suffix. */
 export const DROPOUT_MASK_SUFFIX = '.mask';
 
-/** The dimensions a mask may have besides fixed sizes: the batch's two. */
-export const MASK_DIMS: ReadonlySet<string> = new Set(['batch', 'sequence']);
+/** The batch's two symbolic dimensions: besides fixed sizes, the only ones the backend can size. */
+export const BATCH_DIMS: ReadonlySet<string> = new Set(['batch', 'sequence']);
 
 /**
  * Rewrite the training-mode Dropouts of `model` (ratio in (0, 1), constant) into mask inputs, in
@@ -46,7 +46,7 @@ export function dropoutsToMaskInputs(model: Model): Map<string, number> {
     const info = (shapes ??= inferShapes(model)).get(x);
     const shape = info?.shape;
     // The scale is a float32 constant: the models train in float32.
-    if (!info || info.elemType !== DataType.FLOAT || !shape || !shape.every((d: Dim) => typeof d === 'number' || (typeof d === 'string' && MASK_DIMS.has(d)))) continue;
+    if (!info || info.elemType !== DataType.FLOAT || !shape || !shape.every((d: Dim) => typeof d === 'number' || (typeof d === 'string' && BATCH_DIMS.has(d)))) continue;
 
     const mask = g.uniqueName(`${n.name}${DROPOUT_MASK_SUFFIX}`);
     g.removeNodes([n]);

@@ -15,7 +15,7 @@
  * WebAssembly build; ONNX Runtime itself rewrites MatMuls into it. A transposed initializer is left
  * alone: ONNX Runtime folds that constant once, at load.
  */
-import { A, attrInts, type Graph, type Model } from '../../onnx/graph.js';
+import { A, attrInts, type Graph, type Model, type ValueInfo } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 
 const CONTRIB = 'com.microsoft';
@@ -24,10 +24,9 @@ const CONTRIB = 'com.microsoft';
  * Rewrite in place; returns how many MatMuls now read an operand transposed. The Transposes nothing
  * reads any more stay for the caller's dead-node sweep (the gradients are not graph outputs yet).
  */
-export function fuseTransposedOperands(model: Model): number {
+export function fuseTransposedOperands(model: Model, shapes: Map<string, ValueInfo> = inferShapes(model)): number {
   const g = model.graph;
-  let shapes: ReturnType<typeof inferShapes> | undefined;
-  const rank = (v: string) => (shapes ??= inferShapes(model)).get(v)?.shape?.length;
+  const rank = (v: string) => shapes.get(v)?.shape?.length;
   let fused = 0;
   for (const n of [...g.nodes]) {
     if (n.opType !== 'MatMul' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
