@@ -1,7 +1,8 @@
 /**
  * MatMuls reading a transposed operand in place (src/artifacts/native/transposed-matmuls.ts): the
  * rewritten graph gives what the Transpose + MatMul gave, on onnxruntime-node and onnxruntime-web,
- * and only last-two-axes swaps of computed values with operands of rank ≥ 2 are rewritten.
+ * and only last-two-axes swaps of computed values with operands of rank ≥ 2 are rewritten; a
+ * transposed 2-D product nothing else reads becomes the product of the transposed operands.
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
@@ -59,6 +60,48 @@ describe('MatMuls that read a transposed operand in place', () => {
         expect(after[n * 15 + i * 5 + j]).toBeCloseTo(sum, 5);
       }
     }
+  });
+
+  it('a transposed product, (X · Y)ᵀ, becomes Yᵀ · Xᵀ read in place, as a weight gradient in [out, in] layout', async () => {
+    // y = Transpose(MatMul(X, d)) with X = Transpose(a) (the weight-gradient form) or X = a itself.
+    const transposedProduct = (xTransposed: boolean, extraReader: boolean): Model => {
+      const g = new Graph();
+      g.inputs.push(f32('a', xTransposed ? [6, 3] : [3, 6]), f32('d', [6, 4]));
+      const x = xTransposed ? g.addNode({ opType: 'Transpose', name: '/ta', inputs: ['a'], attrs: { perm: A.ints([1, 0]) } }).outputs[0]! : 'a';
+      g.addNode({ opType: 'MatMul', name: '/mm', inputs: [x, 'd'], outputs: ['p'] });
+      g.addNode({ opType: 'Transpose', name: '/tp', inputs: ['p'], outputs: ['y'], attrs: { perm: A.ints([1, 0]) } });
+      g.outputs.push(f32('y', [4, 3]));
+      if (extraReader) g.outputs.push(f32('p', [3, 4]));
+      return newModel(g, 17);
+    };
+    const feeds = { a: values(18, 4), d: values(24, 5) };
+    for (const xTransposed of [true, false]) {
+      const dims = { a: xTransposed ? [6, 3] : [3, 6], d: [6, 4] };
+      const before = await run(transposedProduct(xTransposed, false), feeds, dims);
+      const model = transposedProduct(xTransposed, false);
+      expect(fuseTransposedOperands(model)).toBe(1);
+      model.graph.removeDeadNodes();
+      expect(model.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual(['com.microsoft:FusedMatMul']);
+      const node = model.graph.nodes[0]!;
+      expect(node.inputs).toEqual(['d', 'a']);
+      expect(node.outputs).toEqual(['y']);
+      expect([node.attrs.transA?.value, node.attrs.transB?.value]).toEqual([1, xTransposed ? 0 : 1]);
+      const after = await run(model, feeds, dims);
+      // Float64: y[j, i] = Σ_k X[i, k] · d[k, j], X[i, k] = a[k, i] (transposed) or a[i, k].
+      const X = (i: number, k: number) => (xTransposed ? feeds.a[k * 3 + i]! : feeds.a[i * 6 + k]!);
+      for (let j = 0; j < 4; j++) for (let i = 0; i < 3; i++) {
+        let sum = 0;
+        for (let k = 0; k < 6; k++) sum += X(i, k) * feeds.d[k * 4 + j]!;
+        expect(after[j * 3 + i]).toBeCloseTo(sum, 5);
+        expect(after[j * 3 + i]).toBeCloseTo(before[j * 3 + i]!, 5);
+      }
+    }
+    // A product that is also read as it is keeps its MatMul; only its transposed operand is fused.
+    const shared = transposedProduct(true, true);
+    expect(fuseTransposedOperands(shared)).toBe(1);
+    shared.graph.removeDeadNodes();
+    expect(shared.graph.nodes.map((n) => n.opType).sort()).toEqual(['FusedMatMul', 'Transpose']);
+    expect(shared.graph.producer('p')?.inputs).toEqual(['a', 'd']);
   });
 
   it('runs on onnxruntime-web too', async () => {
