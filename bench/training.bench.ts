@@ -11,8 +11,11 @@
  * (src/cli/huge-pages.ts; `train` and `pretrain` relaunch themselves with it). `full` steps also run
  * a second time with 4 KiB pages (`smallPages`), the cost a user who turns it off pays. PyTorch runs
  * both ways too and its faster run is the one compared against (`pytorch.malloc` says which).
+ * The step ÷ forward ratios come twice: from those separate runs, and `paired`, from forward/step
+ * pairs run back to back in the step's process after its timed steps (bench/workers/native-step.ts),
+ * which this VM's drift over minutes does not reach.
  * Env: BENCH_MODELS=bert-mini,bert-base  BENCH_STEPS=6  BENCH_THREADS=2  BENCH_TORCH=0 (skip PyTorch)
- *      BENCH_SMALL_PAGES=0 (skip the 4 KiB-page runs)
+ *      BENCH_SMALL_PAGES=0 (skip the 4 KiB-page runs)  BENCH_PAIRED=6 (forward/step pairs; 0: none)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -40,12 +43,13 @@ function torchBest(cfg: Record<string, unknown>, key: 'stepMsMedian' | 'forwardM
   return best && { numbers: best.result, malloc: best.malloc, otherMallocMs: best.other ? best.other[key]! : null };
 }
 
-interface StepResult { stepMsMedian: number; examplesPerSec: number; peakRssMB: number; loss?: number }
+interface StepResult { stepMsMedian: number; examplesPerSec: number; peakRssMB: number; loss?: number; paired?: { stepOverForwardMedian: number } | null }
 
 export async function run(): Promise<object> {
   const models = (process.env.BENCH_MODELS ?? 'bert-mini,bert-base').split(',');
   const steps = process.env.BENCH_STEPS ?? '6';
   const threads = process.env.BENCH_THREADS ?? '2';
+  const pairs = process.env.BENCH_PAIRED ?? '6';
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modtune-bench-train-'));
   const results: Record<string, unknown>[] = [];
   try {
@@ -59,9 +63,9 @@ export async function run(): Promise<object> {
         const g = runWorker<{ generateMs: number; peakRssMB: number; trainableCount: number }>('generate.ts', [modelFile, spec, out, 'native']);
         (entry.generate as Record<string, unknown>)[spec] = { ...g, peakRssOverModel: +(g.peakRssMB / modelMB).toFixed(2) };
         for (const batch of ['32', '8']) {
-          const r = runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads], undefined, TOOL_ENV);
+          const r = runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads], undefined, { ...TOOL_ENV, BENCH_PAIRED: pairs });
           const small = spec === 'full' && TOOL_ENV.GLIBC_TUNABLES && process.env.BENCH_SMALL_PAGES !== '0'
-            ? runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads], undefined, SMALL_PAGES_ENV)
+            ? runWorker<StepResult>('native-step.ts', [out, 'train', batch, '128', steps, threads], undefined, { ...SMALL_PAGES_ENV, BENCH_PAIRED: '0' })
             : null;
           const best = torchBest({ model: preset, mode: 'train', selection: spec, batch: Number(batch) }, 'stepMsMedian');
           const t = best?.numbers;
@@ -79,7 +83,7 @@ export async function run(): Promise<object> {
         }
       }
       for (const batch of ['32', '8']) {
-        const r = runWorker<StepResult>('native-step.ts', [path.join(work, `${preset}-layernorm`), 'infer', batch, '128', steps, threads], undefined, TOOL_ENV);
+        const r = runWorker<StepResult>('native-step.ts', [path.join(work, `${preset}-layernorm`), 'infer', batch, '128', steps, threads], undefined, { ...TOOL_ENV, BENCH_PAIRED: '0' });
         const best = batch === '32' ? torchBest({ model: preset, mode: 'inference', batch: 32 }, 'forwardMsMedian') : null;
         const t = best?.numbers;
         (entry.inference as Record<string, unknown>)[`${batch}x128`] = {
@@ -95,6 +99,8 @@ export async function run(): Promise<object> {
         [`layernormOverFull@${b}x128`, +(tr[`layernorm@${b}x128`]!.stepMsMedian / tr[`full@${b}x128`]!.stepMsMedian).toFixed(3)],
         [`layernormOverForward@${b}x128`, +(tr[`layernorm@${b}x128`]!.stepMsMedian / inf[`${b}x128`]!.stepMsMedian).toFixed(3)],
         [`fullOverForward@${b}x128`, +(tr[`full@${b}x128`]!.stepMsMedian / inf[`${b}x128`]!.stepMsMedian).toFixed(3)],
+        [`layernormOverForwardPaired@${b}x128`, tr[`layernorm@${b}x128`]!.paired?.stepOverForwardMedian ?? null],
+        [`fullOverForwardPaired@${b}x128`, tr[`full@${b}x128`]!.paired?.stepOverForwardMedian ?? null],
       ]));
       results.push(entry);
       process.stderr.write(`bench: ${preset} done\n`);
@@ -102,5 +108,5 @@ export async function run(): Promise<object> {
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  return { threads: Number(threads), steps: Number(steps), malloc: TOOL_ENV.GLIBC_TUNABLES || 'default', results };
+  return { threads: Number(threads), steps: Number(steps), pairs: Number(pairs), malloc: TOOL_ENV.GLIBC_TUNABLES || 'default', results };
 }
