@@ -37,8 +37,9 @@ describe('dropout masks as graph inputs', () => {
     expect([...ratios]).toEqual([[mask, 0.25]]);
     expect(model.graph.nodes.map((n) => n.opType)).not.toContain('Dropout');
     expect(model.graph.inputs.find((i) => i.name === mask)).toEqual({ name: mask, elemType: DataType.BOOL, shape: ['batch', 3] });
+    const forward = new Set(model.graph.nodes);
     const { gradients } = buildBackward(model.graph, { loss: 'loss', wrt: ['x'] });
-    recastMasksForBackward(model, ratios);
+    recastMasksForBackward(model, ratios, forward);
     model.graph.outputs.push({ name: gradients.get('x')!, elemType: DataType.FLOAT, shape: ['batch', 3] });
 
     const x = Float32Array.from([1, 2, 3, -4, 5, -6]);
@@ -59,11 +60,12 @@ describe('dropout masks as graph inputs', () => {
     const model = newModel(dropoutGraph(0.25, true), 17);
     const ratios = dropoutsToMaskInputs(model);
     const mask = [...ratios.keys()][0]!;
+    const forward = new Set(model.graph.nodes);
     const { gradients } = buildBackward(model.graph, { loss: 'loss', wrt: ['x'] });
     model.graph.outputs.push({ name: gradients.get('x')!, elemType: DataType.FLOAT, shape: ['batch', 3] });
     const castsOfMask = (m: typeof model) => m.graph.nodes.filter((n) => n.opType === 'Cast' && n.inputs[0] === mask).length;
     expect(castsOfMask(model)).toBe(1);
-    recastMasksForBackward(model, ratios);
+    recastMasksForBackward(model, ratios, forward);
     // The forward Mul reads one cast, the backward's Mul another (through uint8).
     const forwardCast = model.graph.nodes.find((n) => n.name === '/dropout/site/Cast')!;
     expect(model.graph.consumers(forwardCast.outputs[0]!).map((n) => n.name)).toEqual(['/dropout/site/Mul']);

@@ -56,8 +56,9 @@ export function buildNativeModels(train: Model, evalModel: Model, infer: Model, 
   const wrt = params.map((p) => p.name);
   const withGrad = cloneModel(train);
   const dropoutMasks = dropoutsToMaskInputs(withGrad);
+  const forward = new Set(withGrad.graph.nodes);
   const { gradients } = buildBackward(withGrad.graph, { loss: 'loss', wrt });
-  recastMasksForBackward(withGrad, dropoutMasks);
+  recastMasksForBackward(withGrad, dropoutMasks, forward);
   // One shape inference serves the passes below: none changes the shape of a value that exists.
   const shapes = inferShapes(withGrad);
   fuseTransposedOperands(withGrad, shapes);

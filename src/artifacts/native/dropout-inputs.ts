@@ -82,14 +82,14 @@ function dropOutMul(g: Graph, n: Node, keep: string, ratio: number): void {
  * holds 1, 150 MB more at the peak of a bert-base step at 8 × 128. The second cast goes through
  * uint8 because ONNX Runtime merges identical nodes (common-subexpression elimination) and would
  * fold a plain second Cast(mask → float) back into the first; it then fuses the two casts into one,
- * so the backward pays one cast, as cheap as the Mul it feeds. Call after the backward is built.
+ * so the backward pays one cast, as cheap as the Mul it feeds. Call after the backward is built;
+ * `forward` holds the graph's nodes from before it (every other reader of a cast is the backward's).
  */
-export function recastMasksForBackward(model: Model, masks: ReadonlyMap<string, number>): void {
+export function recastMasksForBackward(model: Model, masks: ReadonlyMap<string, number>, forward: ReadonlySet<Node>): void {
   const g = model.graph;
   for (const mask of masks.keys()) {
     for (const cast of g.consumers(mask).filter((c) => c.opType === 'Cast')) {
-      const forwardMul = cast.name.replace(/\/Cast$/, '/Mul');
-      const backward = g.consumers(cast.outputs[0]!).filter((c) => c.name !== forwardMul);
+      const backward = g.consumers(cast.outputs[0]!).filter((c) => !forward.has(c));
       if (backward.length === 0) continue;
       const bytes = g.addNode({ opType: 'Cast', name: `${cast.name}/backward/uint8`, inputs: [mask], attrs: { to: A.int(DataType.UINT8) } }).outputs[0]!;
       const again = g.addNode({ opType: 'Cast', name: `${cast.name}/backward`, inputs: [bytes], attrs: { to: A.int(DataType.FLOAT) } }).outputs[0]!;
