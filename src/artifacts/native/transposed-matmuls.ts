@@ -13,8 +13,8 @@
  *
  * A weight stored the way torch's Linear stores it, [out, in], is read as Transpose(W), so its
  * gradient came out as Transpose(Xᵀ · dY): a weight-sized copy after every weight-gradient product
- * (42–50 ms of kernel time in a bert-base `full` step at 8 × 128). Such a product is written as dYᵀ · X, which
- * reads both operands in place and gives the gradient in W's own layout.
+ * (42–50 ms of kernel time in a bert-base `full` step at 8 × 128). Such a product is written as
+ * dYᵀ · X, which reads both operands in place and gives the gradient in W's own layout.
  *
  * FusedMatMul is a contrib op of stock ONNX Runtime's CPU and CUDA providers and of onnxruntime-web's
  * WebAssembly build; ONNX Runtime itself rewrites MatMuls into it. A transposed initializer is left
