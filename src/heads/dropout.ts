@@ -1,6 +1,6 @@
 import { ModtuneError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
-import { A, Attr, Graph, Model, attrFloat, opsetVersion } from '../onnx/graph.js';
+import { A, Attr, Graph, Model, attrFloat, isOnnxOp, opsetVersion } from '../onnx/graph.js';
 import { makeTensor, scalarF32 } from '../onnx/tensor.js';
 import { constantScalar } from './patterns.js';
 
@@ -74,7 +74,7 @@ export function removeDropouts(model: Model): ExistingDropout[] {
   const opset = opsetVersion(model) ?? 0;
   const found: ExistingDropout[] = [];
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'Dropout' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(n, 'Dropout')) continue;
     const [input, output, mask] = [n.inputs[0], n.outputs[0], n.outputs[1]];
     if (!input || !output) throw new ModtuneError(`node '${n.name}' (Dropout): missing data input or output`);
     if (mask && (g.consumers(mask).length > 0 || g.isGraphOutput(mask))) {

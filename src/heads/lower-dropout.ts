@@ -1,6 +1,6 @@
 import { ModtuneError } from '../errors.js';
 import { DataType } from '../onnx/dtype.js';
-import { A, Attr, Graph, Model, Node } from '../onnx/graph.js';
+import { A, Attr, Graph, Model, Node, isOnnxOp } from '../onnx/graph.js';
 import { scalarF32 } from '../onnx/tensor.js';
 import { constantScalar } from './patterns.js';
 
@@ -25,7 +25,7 @@ export function lowerDropouts(model: Model, opts: { onlyUnusedMask?: boolean } =
   let count = 0;
   const orphanCandidates = new Set<string>();
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'Dropout' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(n, 'Dropout')) continue;
     const [x, ratioName, modeName] = n.inputs;
     const [y, mask] = n.outputs;
     if (!x || !y || !modeName) continue; // pre-12 form or inference-only: the identity

@@ -65,6 +65,11 @@ export function opsetVersion(model: Model, domain = ''): number | undefined {
   return model.opsetImports.find((o) => (o.domain === 'ai.onnx' ? '' : o.domain) === d)?.version;
 }
 
+/** `n` is the standard ONNX operator `opType` (default domain, '' or 'ai.onnx'), not a contrib op of that name. */
+export function isOnnxOp(n: Node | undefined, opType: string): n is Node {
+  return !!n && n.opType === opType && (n.domain === '' || n.domain === 'ai.onnx');
+}
+
 // ---- attribute helpers ---------------------------------------------------------------------
 
 export function attrInt(node: Node, name: string, dflt: number): number;

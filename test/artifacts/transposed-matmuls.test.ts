@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { fuseTransposedOperands } from '../../src/artifacts/native/transposed-matmuls.js';
 import { loadRuntime } from '../../src/predict/runtime.js';
 import { DataType } from '../../src/onnx/dtype.js';
-import { A, Graph, type Model } from '../../src/onnx/graph.js';
+import { A, Graph, type Model, type Node } from '../../src/onnx/graph.js';
 import { encodeModel, newModel } from '../../src/onnx/io.js';
 import { makeTensor } from '../../src/onnx/tensor.js';
 
@@ -35,6 +35,15 @@ async function run(model: Model, feeds: Record<string, Float32Array>, dims: Reco
   return out.y!.data as Float32Array;
 }
 
+/** Rewrites `model`, which must become a single FusedMatMul, and returns it with its [transA, transB]. */
+function fuseToOneNode(model: Model): { node: Node; trans: unknown[] } {
+  expect(fuseTransposedOperands(model)).toBe(1);
+  model.graph.removeDeadNodes();
+  expect(model.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual(['com.microsoft:FusedMatMul']);
+  const node = model.graph.nodes[0]!;
+  return { node, trans: [node.attrs.transA?.value, node.attrs.transB?.value] };
+}
+
 describe('MatMuls that read a transposed operand in place', () => {
   it('transA, transB and both give what Transpose + MatMul gave, and the Transposes go', async () => {
     for (const [ta, tb] of [[true, false], [false, true], [true, true]] as const) {
@@ -42,12 +51,9 @@ describe('MatMuls that read a transposed operand in place', () => {
       const feeds = { a: values(24, 1), b: values(40, 2) };
       const before = await run(product(ta, tb), feeds, dims);
       const model = product(ta, tb);
-      expect(fuseTransposedOperands(model)).toBe(1);
-      model.graph.removeDeadNodes();
-      expect(model.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual(['com.microsoft:FusedMatMul']);
-      const node = model.graph.nodes[0]!;
+      const { node, trans } = fuseToOneNode(model);
       expect(node.inputs).toEqual(['a', 'b']);
-      expect([node.attrs.transA?.value, node.attrs.transB?.value]).toEqual([ta ? 1 : 0, tb ? 1 : 0]);
+      expect(trans).toEqual([ta ? 1 : 0, tb ? 1 : 0]);
       expect(model.opsetImports).toContainEqual({ domain: 'com.microsoft', version: 1 });
       const after = await run(model, feeds, dims);
       for (let i = 0; i < before.length; i++) expect(after[i]).toBeCloseTo(before[i]!, 5);
@@ -79,13 +85,10 @@ describe('MatMuls that read a transposed operand in place', () => {
       const dims = { a: xTransposed ? [6, 3] : [3, 6], d: [6, 4] };
       const before = await run(transposedProduct(xTransposed, false), feeds, dims);
       const model = transposedProduct(xTransposed, false);
-      expect(fuseTransposedOperands(model)).toBe(1);
-      model.graph.removeDeadNodes();
-      expect(model.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual(['com.microsoft:FusedMatMul']);
-      const node = model.graph.nodes[0]!;
+      const { node, trans } = fuseToOneNode(model);
       expect(node.inputs).toEqual(['d', 'a']);
       expect(node.outputs).toEqual(['y']);
-      expect([node.attrs.transA?.value, node.attrs.transB?.value]).toEqual([1, xTransposed ? 0 : 1]);
+      expect(trans).toEqual([1, xTransposed ? 0 : 1]);
       const after = await run(model, feeds, dims);
       // Float64: y[j, i] = Σ_k X[i, k] · d[k, j], X[i, k] = a[k, i] (transposed) or a[i, k].
       const X = (i: number, k: number) => (xTransposed ? feeds.a[k * 3 + i]! : feeds.a[i * 6 + k]!);

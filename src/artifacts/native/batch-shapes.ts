@@ -10,7 +10,7 @@
  * shape as fixed sizes and the batch's `batch`/`sequence` dimensions, the shape is assembled from
  * Shape(input) of the graph input that carries those two, which is alive anyway.
  */
-import { A, attrInt, type Model, type ValueInfo } from '../../onnx/graph.js';
+import { A, attrInt, isOnnxOp, type Model, type ValueInfo } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { int64s } from '../../onnx/tensor.js';
 import { BATCH_DIMS } from './dropout-inputs.js';
@@ -26,7 +26,7 @@ export function shapesFromBatchInput(model: Model, shapes: Map<string, ValueInfo
   const dimOfCarrier = new Map<string, string>();
   let rewritten = 0;
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'Shape' || (n.domain !== '' && n.domain !== 'ai.onnx') || n.inputs[0] === carrier.name) continue;
+    if (!isOnnxOp(n, 'Shape') || n.inputs[0] === carrier.name) continue;
     const shape = shapes.get(n.inputs[0]!)?.shape;
     if (!shape || !shape.every((d) => typeof d === 'number' || (typeof d === 'string' && BATCH_DIMS.has(d)))) continue;
     // Shape's optional start/end (opset 15) select a slice of the dimensions.

@@ -14,7 +14,7 @@
  * sizes and the `batch`/`sequence` dimensions stays as it is: the backend could not size its mask.
  */
 import { DataType } from '../../onnx/dtype.js';
-import { A, type Dim, type Graph, type Model, type Node } from '../../onnx/graph.js';
+import { A, isOnnxOp, type Dim, type Graph, type Model, type Node } from '../../onnx/graph.js';
 import { scalarF32 } from '../../onnx/tensor.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { constantScalar } from '../../heads/patterns.js';
@@ -36,7 +36,7 @@ export function dropoutsToMaskInputs(model: Model): Map<string, number> {
   const ratios = new Map<string, number>();
   const unread = new Set<string>();
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'Dropout' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(n, 'Dropout')) continue;
     const [x, ratioName, modeName] = n.inputs;
     const [y, maskOut] = n.outputs;
     if (!x || !y || !modeName || !ratioName) continue;

@@ -9,7 +9,7 @@
  */
 import { ModtuneError } from '../../errors.js';
 import { DataType } from '../../onnx/dtype.js';
-import { cloneModel, type Dim, type Graph, type Model, type Node } from '../../onnx/graph.js';
+import { cloneModel, isOnnxOp, type Dim, type Graph, type Model, type Node } from '../../onnx/graph.js';
 import { findEncoder } from '../../heads/index.js';
 import { constantValues } from '../../heads/patterns.js';
 import type { ModuleName } from '../../modules/types.js';
@@ -69,7 +69,7 @@ export function frozenPrefixCut(model: Model, layer: number, label: string): { v
 export function removeDropoutsBelow(model: Model, cut: string): number {
   const g = model.graph;
   if (!g.producer(cut)) throw new ModtuneError(`graph '${g.name}': value '${cut}' is not computed in the train model`);
-  const below = [...g.ancestors(cut)].filter((n) => n.opType === 'Dropout' && (n.domain === '' || n.domain === 'ai.onnx'));
+  const below = [...g.ancestors(cut)].filter((n) => isOnnxOp(n, 'Dropout'));
   for (const n of below) {
     const [input, output] = [n.inputs[0]!, n.outputs[0]!];
     g.replaceUses(output, input);

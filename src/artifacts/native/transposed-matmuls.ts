@@ -20,7 +20,7 @@
  * WebAssembly build; ONNX Runtime itself rewrites MatMuls into it. A transposed initializer is left
  * alone: ONNX Runtime folds that constant once, at load.
  */
-import { A, attrInts, type Graph, type Model, type ValueInfo } from '../../onnx/graph.js';
+import { A, attrInts, isOnnxOp, type Graph, type Model, type ValueInfo } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 
 const CONTRIB = 'com.microsoft';
@@ -34,7 +34,7 @@ export function fuseTransposedOperands(model: Model, shapes: Map<string, ValueIn
   const rank = (v: string) => shapes.get(v)?.shape?.length;
   let fused = transposeProducts(g, rank);
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'MatMul' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(n, 'MatMul')) continue;
     const inputs = [...n.inputs];
     const trans = [0, 0];
     for (const i of [0, 1]) {
@@ -68,15 +68,15 @@ export function fuseTransposedOperands(model: Model, shapes: Map<string, ValueIn
 function transposeProducts(g: Graph, rank: (v: string) => number | undefined): number {
   let rewritten = 0;
   for (const t of [...g.nodes]) {
-    if (t.opType !== 'Transpose' || (t.domain !== '' && t.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(t, 'Transpose')) continue;
     const perm = attrInts(t, 'perm');
     if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) continue;
     const product = t.inputs[0]!;
     const mm = g.producer(product);
-    if (!mm || mm.opType !== 'MatMul' || (mm.domain !== '' && mm.domain !== 'ai.onnx')) continue;
+    if (!isOnnxOp(mm, 'MatMul')) continue;
     const [x, y] = [mm.inputs[0]!, mm.inputs[1]!];
     if (rank(x) !== 2 || rank(y) !== 2) continue;
-    if (g.consumers(product).length !== 1 || g.outputs.some((o) => o.name === product)) continue;
+    if (g.consumers(product).length !== 1 || g.isGraphOutput(product)) continue;
     const [xs, ys] = [swappedLastTwo(g, x), swappedLastTwo(g, y)];
     g.removeNodes([mm, t]);
     g.addNode({
@@ -91,7 +91,7 @@ function transposeProducts(g: Graph, rank: (v: string) => number | undefined): n
 /** X when `v` = Transpose(X) swaps exactly the last two axes of a computed (non-constant) X. */
 function swappedLastTwo(g: Graph, v: string): string | undefined {
   const t = g.producer(v);
-  if (!t || t.opType !== 'Transpose' || (t.domain !== '' && t.domain !== 'ai.onnx')) return undefined;
+  if (!isOnnxOp(t, 'Transpose')) return undefined;
   const x = t.inputs[0]!;
   if (g.initializers.has(x)) return undefined;
   const perm = attrInts(t, 'perm');
